@@ -1,0 +1,3 @@
+"""Real-time leaderboard service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""Domain errors. The core raises these; `api/errors.py` alone maps them to HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base class: a stable machine-readable `code` and a human `message`."""
+
+    code = "INTERNAL_ERROR"
+    default_message = "Internal error."
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION_FAILED"
+    default_message = "The request is not valid."
+
+
+class InvalidActionType(DomainError):
+    code = "INVALID_ACTION_TYPE"
+    default_message = "Unknown action type."
+
+
+class InvalidScope(DomainError):
+    code = "INVALID_SCOPE"
+    default_message = "Unknown leaderboard scope."
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+    default_message = "Invalid or missing authentication token."
+
+
+class InvalidCredentials(DomainError):
+    code = "INVALID_CREDENTIALS"
+    default_message = "Invalid username or password."
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+    default_message = "You may not act on another user's resources."
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+    default_message = "Not found."
+
+
+class IdempotencyConflict(DomainError):
+    code = "IDEMPOTENCY_CONFLICT"
+    default_message = "Idempotency key already used for a different request."
+
+
+class ActionNotOpen(DomainError):
+    code = "ACTION_NOT_OPEN"
+    default_message = "The action is already completed or cancelled."
+
+
+class UsernameTaken(DomainError):
+    code = "USERNAME_TAKEN"
+    default_message = "That username is taken."
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+    default_message = "Too many requests."
+
+    def __init__(self, retry_after: int, message: str | None = None):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class ServiceUnavailable(DomainError):
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "The service is temporarily unavailable; retry later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

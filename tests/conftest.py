@@ -1,0 +1,121 @@
+"""Shared fixtures: real PostgreSQL and Redis, never mocks.
+
+PostgreSQL: a fresh database per test session on the machine's server
+(SCOREBOARD_TEST_PG, default postgresql://postgres@127.0.0.1:5432/postgres), dropped at the end.
+Redis: the machine's server (SCOREBOARD_TEST_REDIS, default redis://127.0.0.1:6379/0) with a
+fresh key prefix per test. When a server is missing, its tests skip with the reason, except
+under CI=true, where they fail: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("SCOREBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("SCOREBOARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> None:
+    if _reachable(url, default_port):
+        return
+    reason = f"{name} is not reachable at {url}"
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: tests needing it must not skip)")
+    pytest.skip(reason)
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty PostgreSQL database for this test session."""
+    require_service("PostgreSQL", PG_ADMIN_URL, 5432)
+    name = f"scoreboard_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(PG_ADMIN_URL)
+    base = f"postgresql+asyncpg://{parts.netloc}"
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def fresh_pg_url(pg_database_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (for tests that need an empty schema)."""
+    name = f"scoreboard_t_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(PG_ADMIN_URL)
+    try:
+        yield f"postgresql+asyncpg://{parts.netloc}/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'scoreboard.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Contract tests take this: the same body runs on SQLite and on PostgreSQL (fresh DB each)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'scoreboard.db'}"
+    return str(request.getfixturevalue("fresh_pg_url"))
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", REDIS_URL, 6379)
+    return REDIS_URL
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix unique to this test; its keys are deleted afterwards."""
+    import redis.asyncio as aioredis
+
+    prefix = f"sbtest:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
