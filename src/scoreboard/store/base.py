@@ -1,0 +1,164 @@
+"""The Store protocol and the records it exchanges with the service.
+
+Contract, for every implementation:
+- Every method is a complete unit of work: it commits before returning, or raises and leaves
+  nothing half-written.
+- Connection-level failures (database down, timeout) raise `ServiceUnavailable`; nothing else
+  about the database leaks out as an exception type.
+- `record_events` commits all commands of a batch in ONE transaction (group commit) and answers
+  each command individually; a command that cannot apply (conflict, user gone) does not fail the
+  others.
+- Idempotency keys are per user: (user_id, key) identifies a request; the same key with the same
+  request hash replays the original event, with another hash it is a conflict. This holds when
+  the two requests race in different processes (the database's unique constraint decides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Protocol
+
+from scoreboard.domain.ranking import Standing
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    user_id: str
+    username: str
+    display_name: str
+    password_hash: str | None
+    created_at: datetime
+    deleted_at: datetime | None = None
+    avatar_url: str | None = None
+    region: str | None = None
+    external_subject: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.deleted_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreCommand:
+    """One score event to record. `points` was already decided by the catalogue."""
+
+    user_id: str
+    action_type: str
+    points: int
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    # The time the event happens, microseconds since the epoch; also the time the new score is
+    # reached, which breaks ties in the ranking.
+    at_us: int = 0
+    # Lifecycle completions (issue: compatibility routes) mark an action row in the same
+    # transaction; None for plain score events.
+    action_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Outcome(Enum):
+    RECORDED = "recorded"
+    REPLAYED = "replayed"
+    CONFLICT = "conflict"
+    USER_GONE = "user_gone"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A committed score event and the score it produced."""
+
+    event_id: int
+    user_id: str
+    display_name: str
+    action_type: str
+    points: int
+    new_score: int
+    reached_at_us: int
+    version: int
+    created_at: datetime
+
+    def standing(self) -> Standing:
+        return Standing(self.user_id, self.display_name, self.new_score, self.reached_at_us)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOutcome:
+    outcome: Outcome
+    event: EventRecord | None = None
+
+
+class Store(Protocol):
+    """Durable users, scores, score events (append-only) and idempotency records."""
+
+    async def create_user(
+        self,
+        username: str,
+        password_hash: str | None,
+        display_name: str,
+        *,
+        avatar_url: str | None = None,
+        region: str | None = None,
+        external_subject: str | None = None,
+    ) -> UserRecord:
+        """Insert a user with a fresh user id. Existing username → `UsernameTaken`."""
+        ...
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        """The user (deleted ones included, see `UserRecord.active`), or None."""
+        ...
+
+    async def get_user_by_username(self, username: str) -> UserRecord | None:
+        """Lookup by exact username, deleted ones included."""
+        ...
+
+    async def get_user_by_subject(self, external_subject: str) -> UserRecord | None:
+        """Lookup by external identity (`iss|sub`)."""
+        ...
+
+    async def update_profile(
+        self,
+        user_id: str,
+        *,
+        display_name: str | None = None,
+        avatar_url: str | None = None,
+        region: str | None = None,
+    ) -> UserRecord | None:
+        """Change the given profile fields of an active user; None when no such user."""
+        ...
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Mark the user deleted and drop their score row; events stay. False if none/already."""
+        ...
+
+    async def record_events(self, commands: Sequence[ScoreCommand]) -> list[ScoreOutcome]:
+        """Apply the commands in order, in one transaction; one outcome per command."""
+        ...
+
+    def iter_standings(self, page_size: int = 1000) -> AsyncIterator[list[Standing]]:
+        """Every active user's standing, in rank order, in pages (keyset pagination).
+
+        An async generator: declared without `async` so that calling it gives the iterator
+        (an `async def` stub would type as a coroutine returning one).
+        """
+        ...
+
+    async def standings_page(self, limit: int, offset: int) -> tuple[list[Standing], int]:
+        """One page of the board in rank order computed by SQL, and the total count."""
+        ...
+
+    async def standing_of(self, user_id: str) -> tuple[Standing, int] | None:
+        """The user's standing and 1-based rank computed by SQL; None if they never scored."""
+        ...
+
+    async def count_events(self) -> int: ...
+
+    async def sum_event_points(self) -> int: ...
+
+    async def ping(self) -> None:
+        """Round trip to the database; `ServiceUnavailable` when it cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...

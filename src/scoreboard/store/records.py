@@ -1,0 +1,80 @@
+"""Records the SQL store returns beyond those of the `Store` protocol, and row conversions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import Row
+
+from scoreboard.domain.ranking import Standing
+from scoreboard.store.base import EventRecord, UserRecord
+
+ActionStatus = Literal["started", "completed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """A started action (compatibility lifecycle routes): started → completed | cancelled."""
+
+    action_id: str
+    user_id: str
+    action_type: str
+    status: ActionStatus
+    started_at: datetime
+    ended_at: datetime | None = None
+    points: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    suspicious: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.status == "started"
+
+
+def user_from_row(row: Row[Any]) -> UserRecord:
+    return UserRecord(
+        user_id=row.user_id,
+        username=row.username,
+        display_name=row.display_name,
+        password_hash=row.password_hash,
+        created_at=row.created_at,
+        deleted_at=row.deleted_at,
+        avatar_url=row.avatar_url,
+        region=row.region,
+        external_subject=row.external_subject,
+    )
+
+
+def action_from_row(row: Row[Any]) -> ActionRecord:
+    return ActionRecord(
+        action_id=row.action_id,
+        user_id=row.user_id,
+        action_type=row.action_type,
+        status=cast(ActionStatus, row.status),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        points=row.points,
+        metadata=dict(row._mapping["metadata"] or {}),
+        suspicious=bool(row.suspicious),
+    )
+
+
+def standing_from_row(row: Row[Any]) -> Standing:
+    return Standing(row.user_id, row.display_name, int(row.score), int(row.reached_at_us))
+
+
+def event_from_row(row: Row[Any]) -> EventRecord:
+    """From a `score_events` row joined with the user's `display_name`."""
+    return EventRecord(
+        event_id=int(row.id),
+        user_id=row.user_id,
+        display_name=row.display_name,
+        action_type=row.action_type,
+        points=int(row.points),
+        new_score=int(row.new_score),
+        reached_at_us=int(row.reached_at_us),
+        version=int(row.version),
+        created_at=row.created_at,
+    )

@@ -1,0 +1,143 @@
+"""Tables of the durable store (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+The migrations in `store/migrations/versions/` create exactly these tables; a test compares the
+two so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def user_id_type() -> sa.types.TypeEngine[str]:
+    """User ids compare in byte order everywhere: SQLite's default BINARY collation, "C" on PG."""
+    return sa.String(64).with_variant(sa.String(64, collation="C"), "postgresql")
+
+
+def event_id_type() -> sa.types.TypeEngine[int]:
+    """BIGINT, except on SQLite where only INTEGER PRIMARY KEY autoincrements."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes in Python on every database.
+
+    SQLite has no time zones: values are stored as naive UTC and made aware again on the way out.
+    A naive datetime handed in is taken to be UTC already.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", user_id_type(), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(128), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("avatar_url", sa.String(1024), nullable=True),
+    sa.Column("region", sa.String(64), nullable=True),
+    sa.Column("external_subject", sa.String(512), nullable=True, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("deleted_at", UtcDateTime(), nullable=True),
+)
+
+user_scores = sa.Table(
+    "user_scores",
+    metadata,
+    sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), primary_key=True),
+    sa.Column("score", sa.BigInteger(), nullable=False),
+    # Microseconds since the epoch (UTC) when `score` was reached: the ranking's tie-breaker.
+    sa.Column("reached_at_us", sa.BigInteger(), nullable=False),
+    # +1 on every change; lets the rank index drop updates that arrive late.
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The ranking order (domain.ranking): reads walk this index instead of sorting the table.
+sa.Index(
+    "ix_user_scores_rank",
+    user_scores.c.score.desc(),
+    user_scores.c.reached_at_us,
+    user_scores.c.user_id,
+)
+
+score_events = sa.Table(
+    "score_events",
+    metadata,
+    sa.Column("id", event_id_type(), primary_key=True, autoincrement=True),
+    sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("action_type", sa.String(64), nullable=False),
+    sa.Column("points", sa.BigInteger(), nullable=False),
+    sa.Column("new_score", sa.BigInteger(), nullable=False),
+    # The standing the event produced, so that a replay returns exactly the original record.
+    sa.Column("reached_at_us", sa.BigInteger(), nullable=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("request_hash", sa.String(128), nullable=True),
+    sa.Column("action_id", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_score_events_user_id", "user_id"),
+    # Event ids only grow, even on SQLite: the audit log never reuses an id.
+    sqlite_autoincrement=True,
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(128), nullable=True),
+    # NULL only inside the transaction that claimed the key, until its event is written.
+    sa.Column("event_id", sa.BigInteger(), sa.ForeignKey("score_events.id"), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+ACTION_STATUSES = ("started", "completed", "cancelled")
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("action_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("action_type", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("ended_at", UtcDateTime(), nullable=True),
+    sa.Column("points", sa.BigInteger(), nullable=True),
+    sa.Column("metadata", JSON_TYPE, nullable=False),
+    sa.Column("suspicious", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.CheckConstraint("status IN ('started', 'completed', 'cancelled')", name="status"),
+    sa.Index("ix_actions_user_id", "user_id"),
+)

@@ -1,0 +1,293 @@
+"""`SqlStore`: the `Store` protocol over SQLAlchemy Core, for SQLite and PostgreSQL.
+
+Beyond the protocol's contract (see `store/base.py`):
+- Every public method runs within `timeout` seconds (asyncio.timeout) and maps every database
+  failure to `ServiceUnavailable` (see `store/guard.py`); `UsernameTaken` and `NotFound` are the
+  only other domain errors raised.
+- `open` does not connect and does not migrate: run `store.migrate.run_migrations(url)` first.
+- Writes and reads use separate engines on SQLite (see `store/engine.py`); one on PostgreSQL.
+- Multi-statement reads (`standings_page`, `iter_standings`) read one consistent snapshot.
+
+Extra methods, not in the protocol (for the action lifecycle of the compatibility routes):
+`start_action`, `get_action`, `cancel_action`, `mark_suspicious`. An action is completed by
+`record_events` with `ScoreCommand.action_id` set, atomically with its points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scoreboard.domain.errors import ServiceUnavailable
+from scoreboard.domain.ranking import Standing
+from scoreboard.store import sql_actions, sql_standings, sql_users
+from scoreboard.store.base import ScoreCommand, ScoreOutcome, Store, UserRecord
+from scoreboard.store.engine import Engines, create_engines
+from scoreboard.store.guard import Guard, unit_of_work
+from scoreboard.store.records import ActionRecord
+from scoreboard.store.schema import score_events, users
+from scoreboard.store.sql_scores import record_batch
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStore:
+    """Durable users, scores, score events (append-only), idempotency records and actions."""
+
+    def __init__(self, engines: Engines, *, timeout: float) -> None:
+        self._engines = engines
+        self._guard = Guard(timeout)
+
+    @classmethod
+    async def open(cls, url: str, *, timeout: float = 2.0) -> SqlStore:  # noqa: ASYNC109
+        """A store for `url` (sqlite[+aiosqlite]:// or postgresql[+asyncpg]://). No I/O yet."""
+        return cls(create_engines(url, timeout), timeout=timeout)
+
+    @property
+    def timeout(self) -> float:
+        return self._guard.seconds
+
+    @property
+    def guard(self) -> Guard:
+        return self._guard
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._engines.dialect
+
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return self._engines.write.begin()
+
+    def _read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return self._engines.read.begin()
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction whose statements all see the same snapshot."""
+        async with self._engines.read.connect() as conn:
+            if self.dialect == "postgresql":
+                await conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            # SQLite in WAL mode: the snapshot is taken by the first read of the transaction.
+            async with conn.begin():
+                yield conn
+
+    # -- users ---------------------------------------------------------------------------------
+    @unit_of_work
+    async def create_user(
+        self,
+        username: str,
+        password_hash: str | None,
+        display_name: str,
+        *,
+        avatar_url: str | None = None,
+        region: str | None = None,
+        external_subject: str | None = None,
+    ) -> UserRecord:
+        values = {
+            "username": username,
+            "password_hash": password_hash,
+            "display_name": display_name,
+            "avatar_url": avatar_url,
+            "region": region,
+            "external_subject": external_subject,
+        }
+        async with self._write() as conn:
+            return await sql_users.create_user(conn, values, utcnow())
+
+    @unit_of_work
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        async with self._read() as conn:
+            return await sql_users.find_user(conn, users.c.user_id == user_id)
+
+    @unit_of_work
+    async def get_user_by_username(self, username: str) -> UserRecord | None:
+        async with self._read() as conn:
+            return await sql_users.find_user(conn, users.c.username == username)
+
+    @unit_of_work
+    async def get_user_by_subject(self, external_subject: str) -> UserRecord | None:
+        async with self._read() as conn:
+            return await sql_users.find_user(conn, users.c.external_subject == external_subject)
+
+    @unit_of_work
+    async def update_profile(
+        self,
+        user_id: str,
+        *,
+        display_name: str | None = None,
+        avatar_url: str | None = None,
+        region: str | None = None,
+    ) -> UserRecord | None:
+        given = {"display_name": display_name, "avatar_url": avatar_url, "region": region}
+        changes = {name: value for name, value in given.items() if value is not None}
+        async with self._write() as conn:
+            return await sql_users.update_profile(conn, user_id, changes)
+
+    @unit_of_work
+    async def delete_user(self, user_id: str) -> bool:
+        async with self._write() as conn:
+            return await sql_users.delete_user(conn, user_id, utcnow())
+
+    # -- scores --------------------------------------------------------------------------------
+    @unit_of_work
+    async def record_events(self, commands: Sequence[ScoreCommand]) -> list[ScoreOutcome]:
+        """Apply the commands in order, in one transaction; one outcome per command.
+
+        Per command: USER_GONE if the user is missing or deleted; with an idempotency key
+        already used by that user, REPLAYED (same `request_hash`: the original event, whose
+        `new_score` is the score right after it) or CONFLICT (another hash). CONFLICT also when
+        `action_id` names an action that is not this user's open ('started') action, or when
+        the new score would leave the 64-bit range; such a command writes nothing (its key
+        stays free). Otherwise RECORDED. `at_us` 0 means "now" (the commit's clock).
+        """
+        if not commands:
+            return []
+        async with self._write() as conn:
+            return await record_batch(conn, commands, utcnow())
+
+    # -- board ---------------------------------------------------------------------------------
+    async def iter_standings(self, page_size: int = 1000) -> AsyncIterator[list[Standing]]:
+        """Every active user's standing in rank order, in pages, from ONE snapshot.
+
+        A task walks the board in one read transaction, a page ahead of the consumer; waiting
+        for each page is bounded by `timeout` (not the whole walk).
+        """
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        pages: asyncio.Queue[list[Standing] | None] = asyncio.Queue(maxsize=1)
+        walker = asyncio.create_task(self._walk(pages, page_size))
+        try:
+            while (page := await self._guard.run(_next_page(pages, walker))) is not None:
+                yield page
+        finally:
+            self._guard.abandon(walker)
+
+    async def _walk(self, pages: asyncio.Queue[list[Standing] | None], page_size: int) -> None:
+        async with self._snapshot() as conn:
+            after: Standing | None = None
+            while True:
+                page = await sql_standings.page_after(conn, after, page_size)
+                if page:
+                    await pages.put(page)
+                if len(page) < page_size:
+                    break
+                after = page[-1]
+        await pages.put(None)
+
+    @unit_of_work
+    async def standings_page(self, limit: int, offset: int) -> tuple[list[Standing], int]:
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        async with self._snapshot() as conn:
+            return await sql_standings.page(conn, limit, offset)
+
+    @unit_of_work
+    async def standing_of(self, user_id: str) -> tuple[Standing, int] | None:
+        async with self._read() as conn:
+            return await sql_standings.standing_of(conn, user_id)
+
+    # -- audit and health ----------------------------------------------------------------------
+    @unit_of_work
+    async def count_events(self) -> int:
+        async with self._read() as conn:
+            count = sa.select(sa.func.count()).select_from(score_events)
+            return int((await conn.execute(count)).scalar_one())
+
+    @unit_of_work
+    async def sum_event_points(self) -> int:
+        async with self._read() as conn:
+            if self.dialect == "postgresql":  # SUM(bigint) is numeric there: no overflow
+                total = sa.select(sa.func.coalesce(sa.func.sum(score_events.c.points), 0))
+                return int((await conn.execute(total)).scalar_one())
+            # SQLite's SUM fails beyond 64 bits; one user's sum is their score, which fits.
+            per_user = sa.select(sa.func.sum(score_events.c.points)).group_by(
+                score_events.c.user_id
+            )
+            return sum(int(row[0]) for row in await conn.execute(per_user))
+
+    @unit_of_work
+    async def ping(self) -> None:
+        async with self._engines.read.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        """Dispose of the engines, within `timeout`; never raises."""
+        try:
+            await self._guard.run(self._close())
+        except ServiceUnavailable:
+            log.warning("closing the database connections failed", exc_info=True)
+
+    async def _close(self) -> None:
+        await self._guard.drain()
+        await self._engines.dispose()
+
+    # -- actions (not in the Store protocol) ---------------------------------------------------
+    @unit_of_work
+    async def start_action(
+        self,
+        user_id: str,
+        action_type: str,
+        metadata: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> ActionRecord:
+        """Start an action for an active user (`NotFound` otherwise); status 'started'."""
+        async with self._write() as conn:
+            return await sql_actions.start_action(
+                conn, user_id, action_type, dict(metadata or {}), at or utcnow()
+            )
+
+    @unit_of_work
+    async def get_action(self, action_id: str) -> ActionRecord | None:
+        async with self._read() as conn:
+            return await sql_actions.get_action(conn, action_id)
+
+    @unit_of_work
+    async def cancel_action(
+        self, action_id: str, at: datetime | None = None
+    ) -> ActionRecord | None:
+        """Cancel a 'started' action; None when it does not exist or is no longer open."""
+        async with self._write() as conn:
+            return await sql_actions.cancel_action(conn, action_id, at or utcnow())
+
+    @unit_of_work
+    async def mark_suspicious(self, action_id: str) -> bool:
+        """Flag an action for review (e.g. completed too fast); False if there is none."""
+        async with self._write() as conn:
+            return await sql_actions.mark_suspicious(conn, action_id)
+
+
+if TYPE_CHECKING:
+
+    def _implements_store(store: SqlStore) -> Store:  # mypy checks SqlStore against Store
+        return store
+
+
+async def _next_page(
+    pages: asyncio.Queue[list[Standing] | None], walker: asyncio.Task[None]
+) -> list[Standing] | None:
+    """The walker's next page; None at the end; the walker's error if it failed."""
+    getter = asyncio.ensure_future(pages.get())
+    try:
+        await asyncio.wait({getter, walker}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        getter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    if not pages.empty():
+        return pages.get_nowait()
+    walker.result()  # raises what ended the walk
+    return None
