@@ -1,0 +1,1 @@
+"""What can be rebuilt from the store: rank index, pub/sub between processes, rate limits."""

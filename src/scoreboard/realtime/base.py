@@ -1,0 +1,85 @@
+"""Protocols of the realtime layer. Memory implementations serve ONE process; the Redis ones
+serve any number of processes sharing one Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from scoreboard.domain.ranking import RankedEntry, Standing
+
+
+class RankIndex(Protocol):
+    """The derived ranking of one board (scope), ordered by `domain.ranking.sort_key`.
+
+    Contract:
+    - `apply` is idempotent and monotonic per user: a standing with a lower `version` than the
+      one held is ignored, so a late update never overwrites a newer one.
+    - `remove` drops the user and ignores any later `apply` for them (deleted users stay out).
+    - Reads are consistent snapshots of the index at one moment; ranks are unique, from 1.
+    - `replace_all` swaps in a complete new ranking atomically: readers see the old or the new
+      index, never a partial one.
+    - top/page/rank are O(log n + k).
+    """
+
+    async def replace_all(self, pages: AsyncIterator[list[Standing]]) -> int:
+        """Rebuild from the store's pages; returns the number of entries loaded."""
+        ...
+
+    async def apply(self, standing: Standing, version: int) -> None: ...
+
+    async def remove(self, user_id: str) -> None: ...
+
+    async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]: ...
+
+    async def count(self) -> int: ...
+
+    async def entry_of(self, user_id: str) -> RankedEntry | None: ...
+
+    async def around(self, user_id: str, neighbours: int) -> list[RankedEntry]:
+        """The user's entry with up to `neighbours` entries above and below; [] if absent."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+MessageHandler = Callable[[bytes], Awaitable[None]]
+ResyncHandler = Callable[[], Awaitable[None]]
+
+
+class Broker(Protocol):
+    """Carries small notifications between the processes of one deployment.
+
+    Contract: at-most-once delivery, in publish order per publisher, to every subscribed
+    process including the publisher's own. The broker carries messages only; local fan-out to
+    WebSocket clients is the hub's job. When delivery may have been lost (a reconnect), the
+    broker calls `on_resync` so the hub can send every client a fresh snapshot.
+    """
+
+    async def start(self, on_message: MessageHandler, on_resync: ResyncHandler) -> None: ...
+
+    async def publish(self, message: bytes) -> None:
+        """Best effort: never raises for a transport failure (it is logged)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    retry_after: int = 0
+
+
+class RateLimiter(Protocol):
+    """Counts hits per key against a `limits`-notation limit such as `60/minute`.
+
+    Contract: the count is shared by every process using the same storage; a refused hit is not
+    counted; `retry_after` is whole seconds until a hit would be allowed.
+    """
+
+    async def hit(self, limit: str, *key: str) -> RateDecision: ...
+
+    async def close(self) -> None: ...

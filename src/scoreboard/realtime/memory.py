@@ -1,0 +1,119 @@
+"""In-process realtime backends. They serve ONE process: with several processes, each would
+hold its own ranking and its own subscribers, so scaled deployments use `realtime.redis`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from sortedcontainers import SortedDict
+
+from scoreboard.domain.ranking import RankedEntry, Standing, sort_key
+from scoreboard.realtime.base import MessageHandler, ResyncHandler
+
+Key = tuple[int, int, bytes]
+
+
+class _Board:
+    """One immutable-by-convention generation of the ranking (swapped whole on rebuild)."""
+
+    def __init__(self) -> None:
+        self.ordered: SortedDict = SortedDict()  # sort key -> Standing
+        self.keys: dict[str, Key] = {}
+        self.versions: dict[str, int] = {}
+
+    def put(self, standing: Standing, version: int) -> None:
+        old = self.keys.get(standing.user_id)
+        if old is not None:
+            del self.ordered[old]
+        key = standing.sort_key()
+        self.ordered[key] = standing
+        self.keys[standing.user_id] = key
+        self.versions[standing.user_id] = version
+
+    def drop(self, user_id: str) -> None:
+        key = self.keys.pop(user_id, None)
+        if key is not None:
+            del self.ordered[key]
+        self.versions.pop(user_id, None)
+
+
+class MemoryRankIndex:
+    """`RankIndex` on a sorted dict: O(log n) updates and rank lookups, O(log n + k) pages."""
+
+    def __init__(self) -> None:
+        self._board = _Board()
+        self._removed: set[str] = set()
+
+    async def replace_all(self, pages: AsyncIterator[list[Standing]]) -> int:
+        board = _Board()
+        async for page in pages:
+            for standing in page:
+                board.put(standing, 0)
+        # Keep the newest versions we already saw: a rebuild never goes backwards.
+        for user_id, version in self._board.versions.items():
+            if user_id in board.keys:
+                board.versions[user_id] = version
+        self._board = board
+        return len(board.keys)
+
+    async def apply(self, standing: Standing, version: int) -> None:
+        if standing.user_id in self._removed:
+            return
+        held = self._board.versions.get(standing.user_id)
+        if held is not None and version and held >= version:
+            return
+        self._board.put(standing, version)
+
+    async def remove(self, user_id: str) -> None:
+        self._removed.add(user_id)
+        self._board.drop(user_id)
+
+    async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
+        values = self._board.ordered.values()
+        return [_ranked(offset + i + 1, s) for i, s in enumerate(values[offset : offset + limit])]
+
+    async def count(self) -> int:
+        return len(self._board.keys)
+
+    async def entry_of(self, user_id: str) -> RankedEntry | None:
+        key = self._board.keys.get(user_id)
+        if key is None:
+            return None
+        return _ranked(self._board.ordered.index(key) + 1, self._board.ordered[key])
+
+    async def around(self, user_id: str, neighbours: int) -> list[RankedEntry]:
+        key = self._board.keys.get(user_id)
+        if key is None:
+            return []
+        position = self._board.ordered.index(key)
+        start = max(0, position - neighbours)
+        return await self.top(position + neighbours + 1 - start, start)
+
+    async def close(self) -> None:
+        return None
+
+
+def _ranked(rank: int, standing: Standing) -> RankedEntry:
+    return RankedEntry(rank, standing.user_id, standing.display_name, standing.score)
+
+
+class MemoryBroker:
+    """`Broker` for one process: publish calls the local handler directly. Never loses a
+    message, so it never needs a resync."""
+
+    def __init__(self) -> None:
+        self._handler: MessageHandler | None = None
+
+    async def start(self, on_message: MessageHandler, on_resync: ResyncHandler) -> None:
+        self._handler = on_message
+
+    async def publish(self, message: bytes) -> None:
+        if self._handler is not None:
+            await self._handler(message)
+
+    async def close(self) -> None:
+        self._handler = None
+
+
+__all__ = ["MemoryBroker", "MemoryRankIndex", "sort_key"]

@@ -1,0 +1,304 @@
+"""`RankIndex` on Redis, shared by every process of a deployment.
+
+Exact order for 64-bit scores: a ZSET score is a double and cannot hold every int64, so every
+member has ZSET score 0 and the member itself is a fixed-width sort key that Redis orders by
+memcmp (`ZRANK`/`ZRANGE` on equal scores compare members bytewise)::
+
+    member = hex16(2**63 - 1 - score) + hex16(reached_at_us) + user_id.encode()
+
+`2**63 - 1 - score` maps the signed range onto 0..2**64-1, inverted so that ascending members
+are descending scores; lowercase fixed-width hex compares like the numbers it encodes; the user
+id bytes come last, so memcmp order equals `domain.ranking.sort_key` exactly.
+
+Keys of one board, all sharing the hash tag `{board}` so Lua may touch them together in a
+cluster (`<p>` is the prefix)::
+
+    <p>rank:{board}:z        ZSET   members as above, all at score 0
+    <p>rank:{board}:m        HASH   user_id -> member
+    <p>rank:{board}:n        HASH   user_id -> display_name
+    <p>rank:{board}:v        HASH   user_id -> version held (decimal; "0" = unversioned)
+    <p>rank:{board}:removed  SET    tombstones: removed users, ignored by later `apply`
+    <p>rank:{board}:marker   STRING generation marker (see `marker`)
+    <p>rank:{board}:rebuild, :dirty and :tmp:<id>:* exist only while `replace_all` runs
+
+Every public call is one round trip (one Lua script or one command), so reads are consistent
+snapshots and an update is atomic.
+
+Errors: the index never swallows them. Every method may raise `redis.exceptions.RedisError`:
+`ConnectionError` / `TimeoutError` when Redis is unreachable or slow (the client's socket
+timeouts apply), `ResponseError` for a refused command (e.g. OOM under `maxmemory`, READONLY on
+a replica). The service decides the fallback (serve from the store, rebuild later).
+`ValueError` is raised for a standing outside the encodable range (see `encode_member`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN, RankedEntry, Standing
+
+_U64 = 2**64
+_HEX = 16  # characters per 64-bit field
+_STAGING_TTL = 3600  # seconds: temporary keys of a crashed rebuild expire on their own
+
+# Versions are non-negative decimal strings without leading zeros, compared by length first:
+# Lua numbers are doubles and would round versions above 2**53.
+_APPLY = """
+local uid, version = ARGV[1], ARGV[4]
+if redis.call('SISMEMBER', KEYS[5], uid) == 1 then return 0 end
+if version ~= '0' then
+  local held = redis.call('HGET', KEYS[4], uid)
+  if held and (#held > #version or (#held == #version and held >= version)) then return 0 end
+end
+local old = redis.call('HGET', KEYS[2], uid)
+if old then redis.call('ZREM', KEYS[1], old) end
+redis.call('ZADD', KEYS[1], 0, ARGV[2])
+redis.call('HSET', KEYS[2], uid, ARGV[2])
+redis.call('HSET', KEYS[3], uid, ARGV[3])
+redis.call('HSET', KEYS[4], uid, version)
+if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[7], uid) end
+return 1
+"""
+
+_REMOVE = """
+local uid = ARGV[1]
+redis.call('SADD', KEYS[5], uid)
+local old = redis.call('HGET', KEYS[2], uid)
+if old then redis.call('ZREM', KEYS[1], old) end
+redis.call('HDEL', KEYS[2], uid)
+redis.call('HDEL', KEYS[3], uid)
+redis.call('HDEL', KEYS[4], uid)
+if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[7], uid) end
+return 1
+"""
+
+# Flat [member, name, ...]; the user id is the member after its 32 hex characters.
+_NAMES = """
+local function with_names(members, names)
+  local out = {}
+  for i, m in ipairs(members) do
+    out[2 * i - 1] = m
+    out[2 * i] = redis.call('HGET', names, string.sub(m, 33))
+  end
+  return out
+end
+"""
+
+_RANGE = "return with_names(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2]), KEYS[2])"
+
+# [first rank - 1, member, name, ...] of the user and `ARGV[2]` neighbours each side, or {}.
+_ENTRY = """
+local member = redis.call('HGET', KEYS[2], ARGV[1])
+if not member then return {} end
+local rank = redis.call('ZRANK', KEYS[1], member)
+if not rank then return {} end
+local k = tonumber(ARGV[2])
+local start = math.max(0, rank - k)
+local out = with_names(redis.call('ZRANGE', KEYS[1], start, rank + k), KEYS[3])
+table.insert(out, 1, start)
+return out
+"""
+
+# Stage one page under the temporary keys, copying the versions held now (else "0").
+_STAGE = """
+for i = 2, #ARGV, 3 do
+  local uid = ARGV[i]
+  local old = redis.call('HGET', KEYS[2], uid)
+  if old then redis.call('ZREM', KEYS[1], old) end
+  redis.call('ZADD', KEYS[1], 0, ARGV[i + 1])
+  redis.call('HSET', KEYS[2], uid, ARGV[i + 1])
+  redis.call('HSET', KEYS[3], uid, ARGV[i + 2])
+  redis.call('HSET', KEYS[4], uid, redis.call('HGET', KEYS[5], uid) or '0')
+end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+return 1
+"""
+
+# KEYS: staged z m n v, live z m n v, dirty, rebuild, marker. Versions of users touched since
+# their page was staged are re-read, then the staged keys are renamed over the live ones.
+_SWAP = """
+if redis.call('GET', KEYS[10]) == ARGV[1] then
+  for _, uid in ipairs(redis.call('SMEMBERS', KEYS[9])) do
+    if redis.call('HEXISTS', KEYS[2], uid) == 1 then
+      redis.call('HSET', KEYS[4], uid, redis.call('HGET', KEYS[8], uid) or '0')
+    end
+  end
+  redis.call('DEL', KEYS[9], KEYS[10])
+end
+local loaded = redis.call('ZCARD', KEYS[1])
+for i = 1, 4 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RENAME', KEYS[i], KEYS[i + 4])
+    redis.call('PERSIST', KEYS[i + 4])
+  else
+    redis.call('DEL', KEYS[i + 4])
+  end
+end
+redis.call('SET', KEYS[11], ARGV[2])
+return loaded
+"""
+
+
+def encode_member(standing: Standing) -> bytes:
+    """The sort-key member of a standing; `ValueError` if score is not int64 or
+    `reached_at_us` is not in 0..2**64-1."""
+    if not SCORE_MIN <= standing.score <= SCORE_MAX:
+        raise ValueError(f"score out of the signed 64-bit range: {standing.score}")
+    if not 0 <= standing.reached_at_us < _U64:
+        raise ValueError(f"reached_at_us out of range: {standing.reached_at_us}")
+    head = f"{SCORE_MAX - standing.score:016x}{standing.reached_at_us:016x}"
+    return head.encode("ascii") + standing.user_id.encode()
+
+
+def decode_member(member: bytes | str) -> tuple[int, str]:
+    """`(score, user_id)` of a member made by `encode_member`."""
+    raw = member.encode() if isinstance(member, str) else member
+    return SCORE_MAX - int(raw[:_HEX], 16), raw[2 * _HEX :].decode()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisRankIndex:
+    """`RankIndex` of one board in Redis (see the module docstring for keys and encoding).
+
+    The client belongs to the caller: `close` does not close it. Works with or without
+    `decode_responses`.
+    """
+
+    def __init__(self, client: aioredis.Redis, prefix: str, board: str = "global") -> None:
+        self._client = client
+        base = f"{prefix}rank:{{{board}}}"
+        self._base = base
+        self._z, self._m, self._n, self._v = (f"{base}:{s}" for s in ("z", "m", "n", "v"))
+        self._removed = f"{base}:removed"
+        self._marker = f"{base}:marker"
+        self._rebuild = f"{base}:rebuild"
+        self._dirty = f"{base}:dirty"
+        self._apply = client.register_script(_APPLY)
+        self._remove = client.register_script(_REMOVE)
+        self._range = client.register_script(_NAMES + _RANGE)
+        self._entry = client.register_script(_NAMES + _ENTRY)
+        self._stage = client.register_script(_STAGE)
+        self._swap = client.register_script(_SWAP)
+
+    async def apply(self, standing: Standing, version: int) -> None:
+        """Set the user's standing unless they were removed or `version` is not newer than
+        the one held; version 0 means unversioned and always applies (as in memory)."""
+        if version < 0:
+            raise ValueError(f"version must be >= 0: {version}")
+        keys = [self._z, self._m, self._n, self._v, self._removed, self._rebuild, self._dirty]
+        member = encode_member(standing)
+        args: list[str | bytes] = [standing.user_id, member, standing.display_name, str(version)]
+        await self._apply(keys=keys, args=args)
+
+    async def remove(self, user_id: str) -> None:
+        """Drop the user and tombstone them: any later `apply` for them is ignored."""
+        keys = [self._z, self._m, self._n, self._v, self._removed, self._rebuild, self._dirty]
+        await self._remove(keys=keys, args=[user_id])
+
+    async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
+        """Entries ranked `offset + 1` .. `offset + limit` (fewer at the end)."""
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0: {offset}")
+        if limit <= 0:
+            return []
+        reply = await self._range(keys=[self._z, self._n], args=[offset, offset + limit - 1])
+        return _entries(offset + 1, reply)
+
+    async def count(self) -> int:
+        return int(await self._client.zcard(self._z))
+
+    async def entry_of(self, user_id: str) -> RankedEntry | None:
+        reply = await self._entry(keys=[self._z, self._m, self._n], args=[user_id, 0])
+        if not reply:
+            return None
+        entries = _entries(int(reply[0]) + 1, reply[1:])
+        return entries[0]
+
+    async def around(self, user_id: str, neighbours: int) -> list[RankedEntry]:
+        """The user's entry with up to `neighbours` entries above and below; [] if absent."""
+        neighbours = max(0, neighbours)
+        reply = await self._entry(keys=[self._z, self._m, self._n], args=[user_id, neighbours])
+        if not reply:
+            return []
+        return _entries(int(reply[0]) + 1, reply[1:])
+
+    async def is_empty(self) -> bool:
+        """True when the board holds no entry (a new board, or one Redis lost)."""
+        return await self.count() == 0
+
+    async def marker(self) -> str | None:
+        """The generation marker, or None when it is missing.
+
+        `replace_all` sets it to a fresh token in the same atomic step as its swap, so a
+        present marker means "a complete rebuild landed and Redis has not lost it since".
+        At startup the service compares it with what it expects (present, or the value it
+        stored with `set_marker`): None after a restart of a Redis without persistence, or a
+        flush, means the index must be rebuilt from the store. Run Redis with
+        `maxmemory-policy noeviction` so keys are never lost one by one.
+        """
+        value = await self._client.get(self._marker)
+        return None if value is None else _text(value)
+
+    async def set_marker(self, value: str) -> None:
+        """Set the generation marker to a value of the caller's choosing."""
+        await self._client.set(self._marker, value)
+
+    async def replace_all(self, pages: AsyncIterator[list[Standing]]) -> int:
+        """Rebuild from the store's pages; returns the number of entries loaded.
+
+        Pages are staged under temporary keys (one round trip each, never blocking Redis for
+        long), then one Lua script renames them over the live keys, so readers see the old
+        board or the new one, never a partial one. Held versions are kept for users present
+        in the new board (also versions applied while the rebuild ran), others start at 0.
+        Tombstones are kept. As in memory, a standing applied while the rebuild runs is
+        replaced by the store's one; the marker gets a fresh generation token. Run one rebuild
+        of a board at a time; a failed one cleans up, or its keys expire within the hour.
+        """
+        tmp = f"{self._base}:tmp:{uuid.uuid4().hex}"
+        staged = [f"{tmp}:{s}" for s in ("z", "m", "n", "v")]
+        async with self._client.pipeline(transaction=True) as begin:
+            begin.set(self._rebuild, tmp, ex=_STAGING_TTL)
+            begin.delete(self._dirty)
+            await begin.execute()
+        try:
+            async for page in pages:
+                if page:
+                    await self._stage(keys=[*staged, self._v], args=_stage_args(page))
+            live = [self._z, self._m, self._n, self._v]
+            extra = [self._dirty, self._rebuild, self._marker]
+            args = [tmp, uuid.uuid4().hex]
+            return int(await self._swap(keys=[*staged, *live, *extra], args=args))
+        except BaseException:
+            with contextlib.suppress(RedisError):  # best effort: the keys expire anyway
+                await self._client.delete(*staged, self._rebuild, self._dirty)
+            raise
+
+    async def close(self) -> None:
+        """Nothing to release: the client belongs to the caller."""
+        return None
+
+
+def _stage_args(page: Sequence[Standing]) -> list[Any]:
+    args: list[Any] = [_STAGING_TTL]
+    for standing in page:
+        args += [standing.user_id, encode_member(standing), standing.display_name]
+    return args
+
+
+def _entries(first_rank: int, reply: Sequence[Any]) -> list[RankedEntry]:
+    """RankedEntries from a flat `[member, name, member, name, ...]` reply."""
+    entries = []
+    for i in range(0, len(reply), 2):
+        score, user_id = decode_member(reply[i])
+        name = reply[i + 1]
+        entries.append(RankedEntry(first_rank + i // 2, user_id, _text(name or b""), score))
+    return entries
