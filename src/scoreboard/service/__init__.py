@@ -1,0 +1,1 @@
+"""The service core: every rule lives here; HTTP and WebSocket code is a thin skin over it."""

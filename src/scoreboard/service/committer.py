@@ -1,0 +1,109 @@
+"""Group commit: concurrent score events share one transaction.
+
+Requests queue their command and wait; one worker drains the queue for up to `window` seconds
+or `max_batch` commands, commits them in one `Store.record_events` call, then answers each
+request. Every answer comes after the commit, so a 2xx is durable; one fsync serves many events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from scoreboard.domain.errors import ServiceUnavailable
+from scoreboard.store.base import ScoreCommand, ScoreOutcome, Store
+
+log = logging.getLogger(__name__)
+
+_Pending = tuple[ScoreCommand, asyncio.Future[ScoreOutcome]]
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        window_seconds: float = 0.002,
+        max_batch: int = 256,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._window = window_seconds
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._on_batch = on_batch
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="group-committer")
+
+    async def close(self) -> None:
+        """Stop taking work; commit what is queued, then stop."""
+        if self._task is None:
+            return
+        while not self._queue.empty():
+            await self._commit(self._drain_now())
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def submit(self, command: ScoreCommand) -> ScoreOutcome:
+        if self._task is None or self._task.done():
+            raise ServiceUnavailable("The writer is not running.")
+        future: asyncio.Future[ScoreOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((command, future))
+        # Shielded: a client that disconnects does not cancel a commit others share.
+        return await asyncio.shield(future)
+
+    def _drain_now(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        while not self._queue.empty() and len(batch) < self._max_batch:
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _gather(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self._window
+        while len(batch) < self._max_batch:
+            batch.extend(self._drain_now()[: self._max_batch - len(batch)])
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or len(batch) >= self._max_batch:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._gather()
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
+        try:
+            outcomes = await self._store.record_events([command for command, _ in batch])
+        except ServiceUnavailable as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except Exception as exc:
+            log.exception("group commit of %d events failed", len(batch))
+            error = ServiceUnavailable("The event could not be recorded; retry later.")
+            error.__cause__ = exc
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)

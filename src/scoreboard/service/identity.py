@@ -1,0 +1,211 @@
+"""Accounts and sign-in: register, log in, authenticate a bearer token, delete oneself.
+
+Rate limits are checked before any password hashing, so a flood of attempts costs the server
+a counter increment, not an Argon2 computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from scoreboard.domain.errors import (
+    InvalidCredentials,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    UsernameTaken,
+    ValidationFailed,
+)
+from scoreboard.realtime.base import RateLimiter
+from scoreboard.service.passwords import PasswordHasher
+from scoreboard.service.tokens import Claims, TokenIssuer, TokenVerifier
+from scoreboard.store.base import Store, UserRecord
+
+USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,32}")
+USERNAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+DISPLAY_NAME_MAX = 64
+PROVISION_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request or WebSocket connection."""
+
+    user_id: str
+    display_name: str
+    expires_at: float  # epoch seconds; a live connection is closed when it passes
+    external: bool
+
+
+def check_username(username: str) -> str:
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
+        raise ValidationFailed(
+            "username must be 3 to 32 characters of letters, digits, '_', '.' or '-'.",
+            details={"field": "username"},
+        )
+    return username
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise ValidationFailed(
+            f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters.",
+            details={"field": "password"},
+        )
+    return password
+
+
+def check_display_name(display_name: str | None, default: str) -> str:
+    """Surrounding whitespace is dropped; what remains must be 1 to 64 printable characters."""
+    if display_name is None:
+        return default
+    name = display_name.strip() if isinstance(display_name, str) else ""
+    if not 1 <= len(name) <= DISPLAY_NAME_MAX or not name.isprintable():
+        raise ValidationFailed(
+            f"display_name must be 1 to {DISPLAY_NAME_MAX} printable characters.",
+            details={"field": "display_name"},
+        )
+    return name
+
+
+class IdentityService:
+    """Owns the account rules; routes only parse input and map the errors this raises.
+
+    `on_deleted`, when given, runs after a deletion is committed (for instance
+    `LeaderboardService.removed`, which takes the user off every board and tells live clients).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        hasher: PasswordHasher,
+        issuer: TokenIssuer,
+        verifier: TokenVerifier,
+        limiter: RateLimiter,
+        login_limit: str,
+        register_limit: str,
+        *,
+        on_deleted: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._issuer = issuer
+        self._verifier = verifier
+        self._limiter = limiter
+        self._login_limit = login_limit
+        self._register_limit = register_limit
+        self._on_deleted = on_deleted
+
+    async def register(
+        self, username: str, password: str, display_name: str | None = None, *, client: str
+    ) -> UserRecord:
+        """Create a password account. Input is checked before the rate limit counts the
+        attempt, so a typo does not use up a client's allowance; `UsernameTaken` does."""
+        check_username(username)
+        check_password(password)
+        name = check_display_name(display_name, username)
+        await self._limit(self._register_limit, "register-ip", client)
+        password_hash = await self._hasher.hash(password)
+        return await self._store.create_user(username, password_hash, name)
+
+    async def login(self, username: str, password: str, *, client: str) -> tuple[str, int]:
+        """A fresh access token and its lifetime in seconds.
+
+        Limited per client address (one address guessing many accounts) and per username (many
+        addresses guessing one account). Every refusal is the same `InvalidCredentials`, and an
+        unknown user costs the same hashing time as a wrong password.
+        """
+        await self._limit(self._login_limit, "login-ip", client)
+        # Truncated: a valid username has at most 32 characters; a huge one must not make a
+        # huge limiter key.
+        await self._limit(self._login_limit, "login-user", str(username).lower()[:64])
+        user = None
+        if isinstance(username, str) and USERNAME.fullmatch(username):
+            user = await self._store.get_user_by_username(username)
+        if (
+            user is None
+            or not user.active
+            or user.password_hash is None
+            or not isinstance(password, str)
+            or len(password) > PASSWORD_MAX
+        ):
+            await self._hasher.verify_dummy()
+            raise InvalidCredentials()
+        if not await self._hasher.verify(password, user.password_hash):
+            raise InvalidCredentials()
+        return self._issuer.issue(user.user_id)
+
+    async def authenticate(self, token: str) -> Principal:
+        """The caller behind a bearer token; `Unauthenticated` when it is not a live account.
+
+        A first token from the external identity provider creates the account it names.
+        """
+        claims = await self._verifier.verify(token)
+        user: UserRecord | None
+        if claims.external:
+            user = await self._external_user(claims)
+        else:
+            user = await self._store.get_user(claims.subject)
+        if user is None or not user.active:
+            raise Unauthenticated("The account behind this token no longer exists.")
+        return Principal(user.user_id, user.display_name, claims.expires_at, claims.external)
+
+    async def delete_me(self, user_id: str) -> None:
+        """Delete the account; its score events stay in the audit log."""
+        if not await self._store.delete_user(user_id):
+            raise NotFound("No such user.")
+        if self._on_deleted is not None:
+            await self._on_deleted(user_id)
+
+    async def _limit(self, limit: str, *key: str) -> None:
+        decision = await self._limiter.hit(limit, *key)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after)
+
+    async def _external_user(self, claims: Claims) -> UserRecord:
+        """The account of an external identity, created on first sight.
+
+        A deleted account is returned as is (and refused by the caller), never re-created:
+        deleting oneself must stick. Two first requests racing both try to create; the loser
+        sees `UsernameTaken` and finds the winner's account by subject.
+        """
+        subject = f"{claims.issuer}|{claims.subject}"
+        user = await self._store.get_user_by_subject(subject)
+        if user is not None:
+            return user
+        display = _external_display_name(claims)
+        for username in _username_candidates(claims, subject):
+            try:
+                return await self._store.create_user(
+                    username, None, display or username, external_subject=subject
+                )
+            except UsernameTaken:
+                user = await self._store.get_user_by_subject(subject)
+                if user is not None:
+                    return user
+        raise Unauthenticated("No account could be created for this identity.")
+
+
+def _username_candidates(claims: Claims, subject: str) -> list[str]:
+    """The preferred username when usable, else `ext-<hash>`; then variants with a suffix."""
+    digest = hashlib.sha256(subject.encode()).hexdigest()
+    base = USERNAME_CHARS.sub("", claims.preferred_username or "")[:32]
+    if len(base) < 3:
+        base = f"ext-{digest[:12]}"
+    candidates = [base, f"{base[:25]}-{digest[:6]}"]
+    while len(candidates) < PROVISION_ATTEMPTS:
+        candidates.append(f"{base[:25]}-{secrets.token_hex(3)}")
+    return candidates
+
+
+def _external_display_name(claims: Claims) -> str:
+    for value in (claims.name, claims.preferred_username, claims.subject):
+        name = "".join(ch for ch in (value or "") if ch.isprintable()).strip()[:DISPLAY_NAME_MAX]
+        if name:
+            return name
+    return ""

@@ -1,0 +1,110 @@
+"""Recording score events: the server decides the points, the store commits, then the board
+is told. Rate limits and idempotency live here, so every route that scores shares them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from scoreboard.domain.catalogue import Catalogue
+from scoreboard.domain.errors import (
+    IdempotencyConflict,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+)
+from scoreboard.realtime.base import RateLimiter
+from scoreboard.service.committer import GroupCommitter
+from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    event: EventRecord
+    rank: int | None
+    replayed: bool
+
+    @property
+    def previous_score(self) -> int:
+        return self.event.new_score - self.event.points
+
+
+def request_hash(action_type: str, points: int, client_increment: bool) -> str:
+    """What makes two requests 'the same' for an idempotency key."""
+    body = {"action_type": action_type, "points": points, "client_increment": client_increment}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not (1 <= len(key) <= MAX_KEY_LENGTH) or not key.isprintable():
+        raise ValidationFailed(
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters.",
+            details={"field": "Idempotency-Key"},
+        )
+    return key
+
+
+class ScoringService:
+    def __init__(
+        self,
+        committer: GroupCommitter,
+        board: LeaderboardService,
+        catalogue: Catalogue,
+        limiter: RateLimiter,
+        score_limit: str,
+    ) -> None:
+        self._committer = committer
+        self._board = board
+        self._catalogue = catalogue
+        self._limiter = limiter
+        self._limit = score_limit
+
+    async def check_rate(self, user_id: str) -> None:
+        decision = await self._limiter.hit(self._limit, "score", user_id)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after, "Too many score updates; slow down.")
+
+    async def record(
+        self,
+        user_id: str,
+        action_type: str | None,
+        *,
+        idempotency_key: str | None = None,
+        increment: int | None = None,
+        action_id: str | None = None,
+        rate_limited: bool = True,
+    ) -> ScoreResult:
+        """Validate, rate limit, commit (group commit) and publish one score event."""
+        rule = self._catalogue.get(action_type)
+        points = self._catalogue.points_for(rule.action_type, increment)
+        key = check_idempotency_key(idempotency_key)
+        if rate_limited:
+            await self.check_rate(user_id)
+        command = ScoreCommand(
+            user_id=user_id,
+            action_type=rule.action_type,
+            points=points,
+            idempotency_key=key,
+            request_hash=request_hash(rule.action_type, points, increment is not None),
+            at_us=time.time_ns() // 1000,
+            action_id=action_id,
+        )
+        outcome = await self._committer.submit(command)
+        if outcome.outcome is Outcome.CONFLICT:
+            raise IdempotencyConflict()
+        if outcome.outcome is Outcome.USER_GONE or outcome.event is None:
+            raise Unauthenticated("The user of this token no longer exists.")
+        replayed = outcome.outcome is Outcome.REPLAYED
+        if not replayed:
+            await self._board.committed(outcome.event)
+        entry = await self._board.rank_of(outcome.event.user_id)
+        return ScoreResult(outcome.event, entry, replayed)
