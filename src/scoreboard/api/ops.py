@@ -1,0 +1,48 @@
+"""Operations: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from scoreboard.api.deps import ServicesDep
+from scoreboard.api.errors import error_body
+from scoreboard.domain.errors import ServiceUnavailable
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready when the database (and Redis, when configured) answer."""
+    checks: dict[str, str] = {}
+    try:
+        await services.store.ping()
+        checks["database"] = "ok"
+    except ServiceUnavailable:
+        checks["database"] = "unreachable"
+    if services.redis_ping is not None:
+        try:
+            await asyncio.wait_for(services.redis_ping(), 2.0)  # type: ignore[operator]
+            checks["redis"] = "ok"
+        except Exception:
+            checks["redis"] = "unreachable"
+    checks["rank_index"] = "ok" if services.board.index_ready else "rebuilding"
+    if any(v == "unreachable" for v in checks.values()):
+        body = error_body("SERVICE_UNAVAILABLE", "A backend is unreachable.", checks)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse({"status": "ready", "checks": checks})
+
+
+@router.get("/metrics")
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus text format."""
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")

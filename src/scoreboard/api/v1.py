@@ -1,0 +1,126 @@
+"""Canonical API, `/api/v1` (API.md section 2). Handlers: parse, one service call, shape."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import JSONResponse
+
+from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep
+from scoreboard.api.schemas import (
+    ERRORS,
+    ActionOut,
+    EntryOut,
+    LeaderboardOut,
+    LoginIn,
+    MeOut,
+    RegisterIn,
+    ScoreEventIn,
+    ScoreEventOut,
+    TokenOut,
+    UserOut,
+    rfc3339,
+)
+from scoreboard.service.scoring import ScoreResult
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+def score_event_body(result: ScoreResult) -> dict[str, object]:
+    """The canonical event response; replays carry `idempotent: true`."""
+    event = result.event
+    body: dict[str, object] = {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "action_type": event.action_type,
+        "awarded_points": event.points,
+        "new_score": event.new_score,
+        "rank": result.rank,
+        "processed_at": rfc3339(event.created_at),
+    }
+    if result.replayed:
+        body["idempotent"] = True
+    return body
+
+
+@router.post("/auth/register", status_code=201, response_model=UserOut, tags=["identity"])
+async def register(body: RegisterIn, services: ServicesDep, client: ClientDep) -> UserOut:
+    """Create a user account."""
+    user = await services.identity.register(
+        body.username, body.password, body.display_name, client=client
+    )
+    return UserOut(user_id=user.user_id, username=user.username, display_name=user.display_name)
+
+
+@router.post("/auth/login", response_model=TokenOut, tags=["identity"])
+async def login(body: LoginIn, services: ServicesDep, client: ClientDep) -> TokenOut:
+    """Exchange username and password for a bearer token (rate limited)."""
+    token, expires_in = await services.identity.login(body.username, body.password, client=client)
+    return TokenOut(access_token=token, expires_in=expires_in)
+
+
+@router.delete("/users/me", status_code=204, tags=["identity"])
+async def delete_me(principal: PrincipalDep, services: ServicesDep) -> Response:
+    """Delete your account: you leave every leaderboard at once; your events stay audited."""
+    await services.identity.delete_me(principal.user_id)
+    await services.board.removed(principal.user_id)
+    return Response(status_code=204)
+
+
+@router.get("/actions", response_model=list[ActionOut], tags=["scores"])
+async def actions(services: ServicesDep) -> list[ActionOut]:
+    """The action catalogue: what each action is worth."""
+    return [ActionOut(**rule.as_dict()) for rule in services.catalogue.rules()]
+
+
+@router.post(
+    "/scores/events",
+    status_code=201,
+    response_model=ScoreEventOut,
+    response_model_exclude_none=True,
+    tags=["scores"],
+    responses={200: {"model": ScoreEventOut, "description": "Idempotent replay"}},
+)
+async def score_event(
+    body: ScoreEventIn,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Record a completed action for the caller; points come from the catalogue."""
+    result = await services.scoring.record(
+        principal.user_id, body.action_type, idempotency_key=idempotency_key
+    )
+    return JSONResponse(score_event_body(result), status_code=200 if result.replayed else 201)
+
+
+@router.get("/leaderboard", response_model=LeaderboardOut, tags=["leaderboard"])
+async def leaderboard(
+    services: ServicesDep, limit: int = 10, offset: int = 0, scope: str = "global"
+) -> LeaderboardOut:
+    """One page of the leaderboard, best first."""
+    page = await services.board.page(scope, limit, offset)
+    return LeaderboardOut(
+        scope=page.scope,
+        limit=page.limit,
+        offset=page.offset,
+        total=page.total,
+        items=[EntryOut(**entry.as_dict()) for entry in page.items],
+        generated_at=rfc3339(page.generated_at),
+    )
+
+
+@router.get("/leaderboard/me", response_model=MeOut, tags=["leaderboard"])
+async def leaderboard_me(
+    principal: PrincipalDep, services: ServicesDep, scope: str = "global", around: int = 1
+) -> MeOut:
+    """Your score, rank and `around` neighbours above and below."""
+    mine = await services.board.mine(scope, principal.user_id, principal.display_name, around)
+    return MeOut(
+        user_id=mine.user_id,
+        display_name=mine.display_name,
+        score=mine.score,
+        rank=mine.rank,
+        around_me=[EntryOut(**e.as_dict()) for e in mine.around],
+    )

@@ -1,0 +1,132 @@
+"""Command line: `scoreboard serve | migrate | reindex | token`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from scoreboard.config import Settings
+from scoreboard.domain.ranking import Standing
+
+app = typer.Typer(help="Real-time leaderboard service.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    proxy_headers: Annotated[
+        bool, typer.Option(help="Trust X-Forwarded-For from --forwarded-allow-ips.")
+    ] = False,
+    forwarded_allow_ips: Annotated[str, typer.Option()] = "127.0.0.1",
+) -> None:
+    """Run the service (migrates the database first)."""
+    import uvicorn
+
+    from scoreboard.app import create_app
+
+    settings = Settings()
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not settings.redis_url:
+        console.print(f"[bold]scoreboard[/] embedded mode: {settings.resolved_database_url()}")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=False,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from scoreboard.backends import normalize_database_url
+    from scoreboard.store.migrate import run_migrations
+
+    url = normalize_database_url(Settings().resolved_database_url())
+    asyncio.run(run_migrations(url))
+    console.print("schema is up to date")
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the rank index (Redis, when configured) from the database."""
+    count = asyncio.run(_reindex(Settings()))
+    console.print(f"indexed {count} users")
+
+
+async def _reindex(settings: Settings) -> int:
+    from scoreboard.backends import open_backends
+
+    backends = await open_backends(settings)
+    try:
+        _, total = await backends.store.standings_page(1, 0)
+        with Progress(
+            TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as progress:
+            task = progress.add_task("users", total=total)
+
+            async def pages() -> AsyncIterator[list[Standing]]:
+                async for page in backends.store.iter_standings(page_size=1000):
+                    progress.advance(task, len(page))
+                    yield page
+
+            count = await backends.index.replace_all(pages())
+        from orjson import dumps
+
+        await backends.broker.publish(dumps({"type": "changed", "scope": "global"}))
+        return count
+    finally:
+        await backends.close()
+
+
+@app.command()
+def token(user_id: Annotated[str, typer.Argument(help="User id to issue a token for.")]) -> None:
+    """Print a bearer token for a user (operators and tests)."""
+    from scoreboard.service.tokens import TokenIssuer, load_or_create_secret
+
+    settings = Settings()
+    issuer = TokenIssuer.from_settings(settings, load_or_create_secret(settings))
+    typer.echo(issuer.issue(user_id)[0])
+
+
+def main() -> None:
+    app()
+
+
+@app.command()
+def demo(
+    url: Annotated[str, typer.Option(help="Base URL of a running service.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    users: Annotated[int, typer.Option(min=1, max=1000, help="Demo users demo-1 … demo-N.")] = 12,
+    rate: Annotated[float, typer.Option(min=0.01, help="Score events per second in total.")] = 5.0,
+    duration: Annotated[float, typer.Option(min=0.1, help="Seconds to run.")] = 60.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a repeatable run.")] = None,
+) -> None:
+    """Create demo users and drive realistic activity against a running service."""
+    from scoreboard.demo import DemoError, run_demo
+
+    try:
+        asyncio.run(run_demo(url, users, rate, duration, seed=seed))
+    except DemoError as exc:
+        console.print(f"[red]demo failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        console.print("demo interrupted")
+        raise typer.Exit(130) from None

@@ -1,0 +1,67 @@
+"""Settings, from environment variables `SCOREBOARD_*` (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCOREBOARD_", env_file=".env", extra="ignore")
+
+    # Backends, chosen once from URLs when the app is created.
+    database_url: str = ""  # empty: sqlite file under data_dir
+    redis_url: str = ""  # empty: everything in-process (single process only)
+    redis_prefix: str = "scoreboard:"
+    data_dir: Path = Path("./scoreboard-data")
+
+    # Identity.
+    jwt_secret: str = ""  # empty: generated once, kept beside the SQLite file
+    jwt_issuer: str = "scoreboard"
+    token_ttl_seconds: int = Field(3600, ge=1, le=30 * 24 * 3600)
+    jwks_url: str = ""  # external identity provider (RS256/ES256)
+    external_issuer: str = ""
+    external_audience: str = ""
+    external_algorithms: list[str] = ["RS256", "ES256"]
+    password_hash_concurrency: int = Field(4, ge=1, le=64)
+
+    # Rules and limits.
+    actions_file: Path | None = None  # JSON action catalogue; default catalogue when unset
+    rate_limit_score: str = "60/minute"
+    rate_limit_login: str = "10/minute"
+    rate_limit_register: str = "20/hour"
+    max_body_bytes: int = Field(16 * 1024, ge=256)
+
+    # Writes: group commit gathers events for at most this long, or this many.
+    commit_window_ms: float = Field(2.0, ge=0, le=100)
+    commit_max_batch: int = Field(256, ge=1, le=10_000)
+    db_timeout_seconds: float = Field(2.0, gt=0, le=60)
+
+    # Live updates.
+    ws_require_auth: bool = True
+    ws_ping_seconds: float = Field(25.0, gt=0)
+    ws_tick_ms: float = Field(50.0, ge=0, le=5000)
+    ws_queue_size: int = Field(64, ge=2)
+    ws_max_message_bytes: int = 64 * 1024
+
+    # Reads from the rank index may be at most this far behind before a rebuild is forced.
+    reconcile_seconds: float = Field(60.0, ge=0)
+
+    @field_validator("rate_limit_score", "rate_limit_login", "rate_limit_register")
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)
+        return value
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'scoreboard.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")

@@ -1,0 +1,36 @@
+"""The wired services of one app instance. Built once by `app.create_app` from the settings;
+the API reaches everything through it (no module-level clients)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scoreboard.config import Settings
+from scoreboard.domain.catalogue import Catalogue
+from scoreboard.metrics import Metrics
+from scoreboard.realtime.base import Broker, RankIndex, RateLimiter
+from scoreboard.realtime.dialects import DialectRegistry
+from scoreboard.realtime.hub import Hub
+from scoreboard.service.committer import GroupCommitter
+from scoreboard.service.identity import IdentityService
+from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.scoring import ScoringService
+from scoreboard.store.base import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalogue: Catalogue
+    store: Store
+    index: RankIndex
+    broker: Broker
+    limiter: RateLimiter
+    committer: GroupCommitter
+    board: LeaderboardService
+    scoring: ScoringService
+    identity: IdentityService
+    hub: Hub
+    dialects: DialectRegistry
+    metrics: Metrics
+    redis_ping: object | None = None  # async callable; None when no Redis is configured

@@ -1,0 +1,49 @@
+"""Prometheus metrics, on a registry owned by the app instance (no global registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "scoreboard_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "scoreboard_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.events = Counter(
+            "scoreboard_score_events_total", "Score events by outcome", ["outcome"], registry=r
+        )
+        self.batch = Histogram(
+            "scoreboard_commit_batch_size",
+            "Events per group commit",
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )
+        self.ws_connections = Gauge(
+            "scoreboard_ws_connections", "Open live connections", registry=r
+        )
+        self.ws_dropped = Counter(
+            "scoreboard_ws_dropped_total", "Live clients dropped for not reading", registry=r
+        )
+        self.rate_limited = Counter(
+            "scoreboard_rate_limited_total", "Requests refused by rate limits", registry=r
+        )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,91 @@
+"""An app per test on a real database (SQLite and PostgreSQL), driven through httpx."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from scoreboard.app import create_app
+from scoreboard.config import Settings
+from scoreboard.container import Services
+
+_names = itertools.count()
+
+
+def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": tmp_path,
+        "rate_limit_score": "100000/minute",
+        "rate_limit_login": "100000/minute",
+        "rate_limit_register": "100000/minute",
+        "ws_tick_ms": 10,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class Api:
+    """A test client with helpers for the common steps."""
+
+    def __init__(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+        self.client = client
+        self.app = app
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    async def user(self, name: str | None = None) -> tuple[str, dict[str, str]]:
+        """Register and log in a fresh user: (user_id, auth headers)."""
+        name = name or f"user{next(_names)}"
+        r = await self.client.post(
+            "/api/v1/auth/register", json={"username": name, "password": "correct horse"}
+        )
+        assert r.status_code == 201, r.text
+        user_id = r.json()["user_id"]
+        r = await self.client.post(
+            "/api/v1/auth/login", json={"username": name, "password": "correct horse"}
+        )
+        assert r.status_code == 200, r.text
+        return user_id, {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    async def score(
+        self, headers: dict[str, str], action: str = "TASK_COMPLETED", key: str | None = None
+    ) -> httpx.Response:
+        extra = {"Idempotency-Key": key} if key is not None else {}
+        return await self.client.post(
+            "/api/v1/scores/events", json={"action_type": action}, headers=headers | extra
+        )
+
+
+@pytest.fixture
+def api_factory(
+    tmp_path: Path,
+) -> Callable[..., Any]:
+    """`async with api_factory(database_url, **settings) as api:` for tests needing settings."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def factory(database_url: str, **overrides: Any) -> AsyncIterator[Api]:
+        app = create_app(make_settings(database_url, tmp_path, **overrides))
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                yield Api(client, app)
+
+    return factory
+
+
+@pytest.fixture
+async def api(database_url: str, api_factory: Callable[..., Any]) -> AsyncIterator[Api]:
+    async with api_factory(database_url) as instance:
+        yield instance
