@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from scoreboard import __version__
-from scoreboard.api import errors, ops, v1, ws
+from scoreboard.api import compat, errors, ops, v1, ws
 from scoreboard.api.middleware import BodyLimit, RequestMetrics
 from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
@@ -22,6 +22,7 @@ from scoreboard.container import Services
 from scoreboard.domain.catalogue import Catalogue
 from scoreboard.metrics import Metrics
 from scoreboard.realtime.dialects import CanonicalDialect, DialectRegistry
+from scoreboard.realtime.dialects_compat import COMPAT_DIALECTS
 from scoreboard.realtime.hub import Hub
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.identity import IdentityService
@@ -77,7 +78,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         scoring=scoring,
         identity=identity,
         hub=hub,
-        dialects=DialectRegistry([CanonicalDialect()]),
+        dialects=DialectRegistry([CanonicalDialect(), *COMPAT_DIALECTS]),
         metrics=metrics,
         redis_ping=backends.redis_ping,
     )
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(ops.router)
     app.add_api_websocket_route("/ws/leaderboard", ws.make_endpoint("canonical"))
+    compat.install(app)
     _mount_web(app)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
