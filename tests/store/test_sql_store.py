@@ -245,6 +245,48 @@ async def test_refused_command_leaves_its_key_free(store: SqlStore) -> None:
     assert retry.outcome is Outcome.RECORDED
 
 
+async def test_key_of_a_refused_command_is_used_by_the_next_in_the_batch(store: SqlStore) -> None:
+    (user,) = await make_users(store, "alice")
+    await store.record_events([cmd(user, SCORE_MAX - 1)])
+    outcomes = await store.record_events(
+        [
+            cmd(user, 5, idempotency_key="k", request_hash="first"),  # overflows: refused
+            cmd(user, -1, idempotency_key="k", request_hash="second"),
+            cmd(user, -1, idempotency_key="k", request_hash="first"),
+        ]
+    )
+    assert [o.outcome for o in outcomes] == [Outcome.CONFLICT, Outcome.RECORDED, Outcome.CONFLICT]
+    (later,) = await store.record_events(
+        [cmd(user, -1, idempotency_key="k", request_hash="second")]
+    )
+    assert later.outcome is Outcome.REPLAYED and later.event == outcomes[1].event
+
+
+async def test_large_batch(store: SqlStore, database_url: str) -> None:
+    """More users and keys than one statement's chunk: everything still lands exactly once."""
+    ids = [f"user{n:04d}" for n in range(600)]
+    await insert_users_with_ids(database_url, ids)
+    commands = [
+        cmd(ids[n % len(ids)], 1 + n % 3, idempotency_key=f"k{n}", request_hash="h", at_us=n + 1)
+        for n in range(1300)
+    ]
+    outcomes = await store.record_events(commands)
+    assert all(o.outcome is Outcome.RECORDED for o in outcomes)
+    events = [o.event for o in outcomes if o.event]
+    assert len({e.event_id for e in events}) == 1300
+    expected = {user_id: 0 for user_id in ids}
+    for command, event in zip(commands, events, strict=True):
+        expected[command.user_id] += command.points
+        assert event.user_id == command.user_id and event.points == command.points
+    board, total = await store.standings_page(1000, 0)
+    assert total == 600 and {s.user_id: s.score for s in board} == expected
+    assert board == sorted(board, key=Standing.sort_key)
+    replays = await store.record_events(commands)
+    assert [o.outcome for o in replays] == [Outcome.REPLAYED] * 1300
+    assert [o.event for o in replays] == [o.event for o in outcomes]
+    assert await store.count_events() == 1300
+
+
 # -- ranking -----------------------------------------------------------------------------------
 async def insert_users_with_ids(url: str, ids: list[str]) -> None:
     """Users with chosen ids (the store generates hex ids), to test the byte order of ids."""
@@ -424,6 +466,30 @@ async def test_racing_batches_in_opposite_user_order(database_url: str) -> None:
             await opened.close()
 
 
+async def test_delete_racing_with_events(database_url: str) -> None:
+    """A user deleted while batches for them are in flight ends with no score row."""
+    await run_migrations(database_url)
+    one, two = await SqlStore.open(database_url), await SqlStore.open(database_url)
+    try:
+        for n in range(10):
+            user, other = await make_users(one, f"gone{n}", f"stays{n}")
+            batch = [cmd(user, 1), cmd(other, 1)]
+            results = await asyncio.gather(
+                one.record_events(batch),
+                two.delete_user(user.user_id),
+                two.record_events(batch),
+                one.record_events(batch),
+            )
+            assert results[1] is True
+            assert await one.standing_of(user.user_id) is None
+            standing = await one.standing_of(other.user_id)
+            assert standing is not None and standing[0].score == 3
+        assert len(await all_standings(one)) == 10
+    finally:
+        await one.close()
+        await two.close()
+
+
 # -- failures ----------------------------------------------------------------------------------
 class BlackHoleProxy:
     """TCP proxy to a server; `black_hole()` makes it swallow all traffic, like a dead link."""
@@ -519,6 +585,9 @@ async def test_unreachable_database_is_unavailable(kind: str, tmp_path: Path) ->
                 await call()
     finally:
         await store.close()
+    # aiosqlite stops the worker thread of a failed connect without waiting for it; let those
+    # threads finish while the event loop still runs.
+    await asyncio.sleep(0.2)
 
 
 async def test_unmigrated_database_is_unavailable(database_url: str) -> None:
@@ -529,3 +598,9 @@ async def test_unmigrated_database_is_unavailable(database_url: str) -> None:
         await store.ping()  # the server itself answers
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite:///:memory:", "mysql://x@h/db"])
+async def test_unsupported_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        await SqlStore.open(url)

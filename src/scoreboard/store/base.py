@@ -15,13 +15,16 @@ Contract, for every implementation:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scoreboard.domain.ranking import Standing
+
+if TYPE_CHECKING:  # records.py imports this module
+    from scoreboard.store.records import ActionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +165,27 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    # -- actions (lifecycle compatibility routes) ------------------------------------------------
+    async def start_action(
+        self,
+        user_id: str,
+        action_type: str,
+        metadata: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> ActionRecord:
+        """Start an action ('started') for an active user; `NotFound` when there is none.
+        `at` None means now. It is completed by `record_events` (`ScoreCommand.action_id`)."""
+        ...
+
+    async def get_action(self, action_id: str) -> ActionRecord | None: ...
+
+    async def cancel_action(
+        self, action_id: str, at: datetime | None = None
+    ) -> ActionRecord | None:
+        """Cancel a 'started' action; None when it does not exist or is no longer open."""
+        ...
+
+    async def mark_suspicious(self, action_id: str) -> bool:
+        """Flag an action for review (e.g. completed too fast); False when there is none."""
+        ...

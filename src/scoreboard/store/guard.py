@@ -92,7 +92,8 @@ class Guard:
             raise
         if not done:
             self.abandon(task)
-            raise unavailable(TimeoutError(f"no answer within {self.seconds} s"))
+            name = getattr(work, "__qualname__", "store call")
+            raise unavailable(TimeoutError(f"{name}: no answer within {self.seconds} s"))
         try:
             return task.result()
         except Exception as exc:

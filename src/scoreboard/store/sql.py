@@ -1,9 +1,10 @@
 """`SqlStore`: the `Store` protocol over SQLAlchemy Core, for SQLite and PostgreSQL.
 
 Beyond the protocol's contract (see `store/base.py`):
-- Every public method runs within `timeout` seconds (asyncio.timeout) and maps every database
-  failure to `ServiceUnavailable` (see `store/guard.py`); `UsernameTaken` and `NotFound` are the
-  only other domain errors raised.
+- Every public method answers within `timeout` seconds, even when the server stops answering
+  (work still running then is cancelled and unwinds in the background), and maps every
+  database failure to `ServiceUnavailable` (see `store/guard.py`); `UsernameTaken` and
+  `NotFound` are the only other domain errors raised.
 - `open` does not connect and does not migrate: run `store.migrate.run_migrations(url)` first.
 - Writes and reads use separate engines on SQLite (see `store/engine.py`); one on PostgreSQL.
 - Multi-statement reads (`standings_page`, `iter_standings`) read one consistent snapshot.
@@ -29,7 +30,7 @@ from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.domain.ranking import Standing
 from scoreboard.store import sql_actions, sql_standings, sql_users
 from scoreboard.store.base import ScoreCommand, ScoreOutcome, Store, UserRecord
-from scoreboard.store.engine import Engines, create_engines
+from scoreboard.store.engine import SNAPSHOT, Engines, create_engines
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.records import ActionRecord
 from scoreboard.store.schema import score_events, users
@@ -81,7 +82,8 @@ class SqlStore:
                 await conn.execution_options(
                     isolation_level="REPEATABLE READ", postgresql_readonly=True
                 )
-            # SQLite in WAL mode: the snapshot is taken by the first read of the transaction.
+            else:  # a deferred BEGIN: WAL takes the snapshot at the first read
+                await conn.execution_options(**{SNAPSHOT: True})
             async with conn.begin():
                 yield conn
 

@@ -1,214 +1,249 @@
 """`record_events`: a batch of score commands applied in one transaction (group commit).
 
-Locking: the batch first locks its users' rows, in user id order (`FOR NO KEY UPDATE` on
-PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the database's write lock). That one lock
-serializes every batch that touches a user, whatever process it comes from, so two batches can
-never deadlock on score rows taken in different orders, a user cannot be deleted under a batch,
-and the current scores read with the lock stay true for the whole transaction. `FOR NO KEY
-UPDATE` rather than `FOR SHARE`: shared locks would let two batches interleave their score
-upserts and deadlock. The idempotency key's primary key stays the final arbiter
-(`INSERT .. ON CONFLICT DO NOTHING` waits for a concurrent claimer and then sees its row).
+Set-based, so a batch costs a handful of statements whatever its size:
+1. lock the batch's users, then read their scores (two SELECTs, see `_lock_users`);
+2. claim the batch's idempotency keys (one multi-row `INSERT .. ON CONFLICT DO NOTHING
+   RETURNING`); read the keys that were already taken and their events (two SELECTs);
+3. decide every command in order, in Python, from the locked scores (completing actions,
+   the rare case, costs one UPDATE each);
+4. write the events (multi-row INSERT), one score row per user (multi-row upsert), and the
+   claimed keys' event ids (one executemany UPDATE).
+
+Locking: the users' rows are locked in user id order (`FOR NO KEY UPDATE` on PostgreSQL;
+SQLite's `BEGIN IMMEDIATE` already holds the database's write lock). That one lock serializes
+every batch that touches a user, whatever process it comes from, so batches never deadlock on
+rows taken in different orders, a user cannot be deleted under a batch, and the scores read with
+the lock stay true until commit, which is what lets step 3 compute new scores in Python. `FOR
+NO KEY UPDATE` rather than `FOR SHARE`: shared locks would let two batches interleave their
+writes and deadlock. The keys' primary key remains the final arbiter of idempotency: the claim
+waits for any concurrent claimer and then sees its committed row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN
-from scoreboard.store.base import EventRecord, Outcome, ScoreCommand, ScoreOutcome
+from scoreboard.store.base import ScoreCommand, ScoreOutcome
 from scoreboard.store.engine import insert
 from scoreboard.store.records import event_from_row
 from scoreboard.store.schema import actions, idempotency_keys, score_events, user_scores, users
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CONFLICT = ScoreOutcome(Outcome.CONFLICT)
-USER_GONE = ScoreOutcome(Outcome.USER_GONE)
-
-
-def from_us(at_us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=at_us)
-
-
-def to_us(at: datetime) -> int:
-    return (at - EPOCH) // timedelta(microseconds=1)
-
-
-@dataclass(slots=True)
-class _Held:
-    """An active user of the batch, locked, with their current score."""
-
-    display_name: str
-    score: int
-
-
-@dataclass(slots=True)
-class _Batch:
-    conn: AsyncConnection
-    dialect: str
-    now: datetime
-    held: dict[str, _Held]
+from scoreboard.store.sql_batch import (
+    CONFLICT,
+    USER_GONE,
+    Batch,
+    BatchKey,
+    BatchUser,
+    NewEvent,
+    Pair,
+    Plan,
+    chunks,
+    from_us,
+    outcome,
+    replay,
+    to_us,
+)
 
 
 async def record_batch(
     conn: AsyncConnection, commands: Sequence[ScoreCommand], now: datetime
 ) -> list[ScoreOutcome]:
     """Apply `commands` in order inside the caller's (write) transaction."""
-    dialect = conn.dialect.name
-    held = await _lock_users(conn, dialect, {command.user_id for command in commands})
-    batch = _Batch(conn, dialect, now, held)
-    return [await _apply(batch, command) for command in commands]
+    batch = Batch(conn, now)
+    batch.users = await _lock_users(batch, sorted({c.user_id for c in commands}))
+    await _claim_keys(batch, [c for c in commands if c.user_id in batch.users])
+    plans = [await _plan(batch, command) for command in commands]
+    new_events = [plan for plan in plans if isinstance(plan, NewEvent)]
+    if new_events:
+        await _insert_events(batch, new_events)
+        await _save_scores(batch)
+    await _settle_keys(batch)
+    return [outcome(plan, now) for plan in plans]
 
 
-async def _lock_users(conn: AsyncConnection, dialect: str, user_ids: set[str]) -> dict[str, _Held]:
-    stmt = (
-        sa.select(users.c.user_id, users.c.display_name, user_scores.c.score)
-        .select_from(users.outerjoin(user_scores, user_scores.c.user_id == users.c.user_id))
-        .where(users.c.user_id.in_(sorted(user_ids)), users.c.deleted_at.is_(None))
-        .order_by(users.c.user_id)
-    )
-    if dialect == "postgresql":
-        stmt = stmt.with_for_update(key_share=True, of=users)  # FOR NO KEY UPDATE OF users
-    rows = (await conn.execute(stmt)).all()
-    return {row.user_id: _Held(row.display_name, int(row.score or 0)) for row in rows}
+async def _lock_users(batch: Batch, user_ids: list[str]) -> dict[str, BatchUser]:
+    """Lock the active users of the batch, then read their scores.
 
-
-async def _apply(batch: _Batch, command: ScoreCommand) -> ScoreOutcome:
-    held = batch.held.get(command.user_id)
-    if held is None:
-        return USER_GONE
-    keyed = command.idempotency_key is not None
-    if keyed and not await _claim_key(batch, command):
-        return await _replay(batch, command)
-    new_score = held.score + command.points
-    in_range = SCORE_MIN <= new_score <= SCORE_MAX
-    if not in_range or (command.action_id is not None and not await _complete(batch, command)):
-        if keyed:
-            await _release_key(batch, command)
-        return CONFLICT
-    event = await _write_event(batch, command, held)
-    held.score = event.new_score
-    if keyed:
-        await batch.conn.execute(
-            sa.update(idempotency_keys).where(_key_of(command)).values(event_id=event.event_id)
+    Two statements on purpose: on PostgreSQL a statement that waited for a row lock sees the
+    locked row's new version but the OTHER tables of its join as of its start, so scores read
+    in the locking statement could be stale. The second statement starts after the lock is
+    held; every writer of `user_scores` holds that lock, so what it reads stays true.
+    """
+    found: dict[str, BatchUser] = {}
+    for chunk in chunks(user_ids):
+        stmt = (
+            sa.select(users.c.user_id, users.c.display_name)
+            .where(users.c.user_id.in_(chunk), users.c.deleted_at.is_(None))
+            .order_by(users.c.user_id)
         )
-    return ScoreOutcome(Outcome.RECORDED, event)
+        if batch.dialect == "postgresql":
+            stmt = stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+        for row in await batch.conn.execute(stmt):
+            found[row.user_id] = BatchUser(row.display_name, 0, 0, 0)
+    for chunk in chunks(list(found)):
+        scores = sa.select(user_scores).where(user_scores.c.user_id.in_(chunk))
+        for row in await batch.conn.execute(scores):
+            user = found[row.user_id]
+            user.score, user.reached_at_us = int(row.score), int(row.reached_at_us)
+            user.version = int(row.version)
+    return found
 
 
-def _key_of(command: ScoreCommand) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        idempotency_keys.c.user_id == command.user_id,
-        idempotency_keys.c.key == command.idempotency_key,
-    )
-
-
-async def _claim_key(batch: _Batch, command: ScoreCommand) -> bool:
-    """True if this command now owns its key; False if the key was already used."""
-    stmt = (
+async def _claim_keys(batch: Batch, commands: list[ScoreCommand]) -> None:
+    """Claim every (user, key) of the batch; load the ones taken before, with their events."""
+    first_hash: dict[Pair, str | None] = {}
+    for c in commands:
+        if c.idempotency_key is not None:
+            first_hash.setdefault((c.user_id, c.idempotency_key), c.request_hash)
+    if not first_hash:
+        return
+    rows = [
+        {"user_id": u, "key": k, "request_hash": h, "event_id": None, "created_at": batch.now}
+        for (u, k), h in first_hash.items()
+    ]
+    claim = (
         insert(batch.dialect, idempotency_keys)
-        .values(
-            user_id=command.user_id,
-            key=command.idempotency_key,
-            request_hash=command.request_hash,
-            event_id=None,
-            created_at=batch.now,
-        )
         .on_conflict_do_nothing(index_elements=["user_id", "key"])
-        .returning(idempotency_keys.c.key)
+        .returning(idempotency_keys.c.user_id, idempotency_keys.c.key)
     )
-    return (await batch.conn.execute(stmt)).first() is not None
+    claimed = {(r.user_id, r.key) for r in await batch.conn.execute(claim, rows)}
+    batch.keys = {pair: BatchKey(claimed=pair in claimed) for pair in first_hash}
+    taken = [pair for pair in first_hash if pair not in claimed]
+    if taken:
+        await _load_taken_keys(batch, taken)
 
 
-async def _release_key(batch: _Batch, command: ScoreCommand) -> None:
-    await batch.conn.execute(sa.delete(idempotency_keys).where(_key_of(command)))
-
-
-async def _replay(batch: _Batch, command: ScoreCommand) -> ScoreOutcome:
-    claimed = (
-        await batch.conn.execute(
-            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.event_id).where(
-                _key_of(command)
-            )
-        )
-    ).first()
-    if claimed is None or claimed.event_id is None or claimed.request_hash != command.request_hash:
-        return CONFLICT
-    row = (
-        await batch.conn.execute(
+async def _load_taken_keys(batch: Batch, taken: list[Pair]) -> None:
+    pair_col = sa.tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key)
+    owners: dict[int, list[BatchKey]] = {}
+    for chunk in chunks(taken):
+        stmt = sa.select(idempotency_keys).where(pair_col.in_(chunk))
+        for row in await batch.conn.execute(stmt):
+            key = batch.keys[(row.user_id, row.key)]
+            key.request_hash = row.request_hash
+            if row.event_id is not None:
+                owners.setdefault(int(row.event_id), []).append(key)
+    for chunk in chunks(list(owners)):
+        stmt = (
             sa.select(score_events, users.c.display_name)
             .join(users, users.c.user_id == score_events.c.user_id)
-            .where(score_events.c.id == claimed.event_id)
+            .where(score_events.c.id.in_(chunk))
         )
-    ).one()
-    return ScoreOutcome(Outcome.REPLAYED, event_from_row(row))
+        for row in await batch.conn.execute(stmt):
+            for key in owners[int(row.id)]:
+                key.owner = event_from_row(row)
 
 
-async def _complete(batch: _Batch, command: ScoreCommand) -> bool:
+async def _plan(batch: Batch, c: ScoreCommand) -> Plan:
+    user = batch.users.get(c.user_id)
+    if user is None:
+        return USER_GONE
+    key: BatchKey | None = None
+    if c.idempotency_key is not None:
+        key = batch.keys[(c.user_id, c.idempotency_key)]
+        if not key.claimed or key.owner is not None:  # the key already answered a request
+            return replay(key, c)
+    new_score = user.score + c.points
+    if not SCORE_MIN <= new_score <= SCORE_MAX:
+        return CONFLICT
+    if c.action_id is not None and not await _complete_action(batch, c):
+        return CONFLICT
+    if c.points or not user.version:  # zero points reach no new score: its time stays
+        user.reached_at_us = c.at_us if c.at_us > 0 else to_us(batch.now)
+    user.score, user.version, user.touched = new_score, user.version + 1, True
+    event = NewEvent(c, user.display_name, new_score, user.reached_at_us, user.version)
+    if key is not None:
+        key.request_hash, key.owner = c.request_hash, event
+    return event
+
+
+async def _complete_action(batch: Batch, c: ScoreCommand) -> bool:
     """Complete the command's action if it is the user's and still open."""
     result = await batch.conn.execute(
         sa.update(actions)
         .where(
-            actions.c.action_id == command.action_id,
-            actions.c.user_id == command.user_id,
+            actions.c.action_id == c.action_id,
+            actions.c.user_id == c.user_id,
             actions.c.status == "started",
         )
-        .values(status="completed", ended_at=_at(batch, command), points=command.points)
+        .values(
+            status="completed",
+            ended_at=from_us(c.at_us) if c.at_us > 0 else batch.now,
+            points=c.points,
+        )
         .returning(actions.c.action_id)
     )
     return result.first() is not None
 
 
-def _at(batch: _Batch, command: ScoreCommand) -> datetime:
-    return from_us(command.at_us) if command.at_us > 0 else batch.now
-
-
-async def _write_event(batch: _Batch, command: ScoreCommand, held: _Held) -> EventRecord:
-    at_us = command.at_us if command.at_us > 0 else to_us(batch.now)
-    upsert = insert(batch.dialect, user_scores).values(
-        user_id=command.user_id,
-        score=command.points,
-        reached_at_us=at_us,
-        version=1,
-        updated_at=batch.now,
+async def _insert_events(batch: Batch, events: list[NewEvent]) -> None:
+    rows = [
+        {
+            "user_id": e.command.user_id,
+            "action_type": e.command.action_type,
+            "points": e.command.points,
+            "new_score": e.new_score,
+            "reached_at_us": e.reached_at_us,
+            "version": e.version,
+            "idempotency_key": e.command.idempotency_key,
+            "request_hash": e.command.request_hash,
+            "action_id": e.command.action_id,
+            "created_at": batch.now,
+        }
+        for e in events
+    ]
+    # (user_id, version) names an event uniquely: each event moves its user's version on.
+    stmt = sa.insert(score_events).returning(
+        score_events.c.id, score_events.c.user_id, score_events.c.version
     )
-    # Zero points reach no new score, so the time the score was reached stays.
-    reached = upsert.excluded.reached_at_us if command.points else user_scores.c.reached_at_us
-    returning = upsert.on_conflict_do_update(
+    ids = {(r.user_id, int(r.version)): int(r.id) for r in await batch.conn.execute(stmt, rows)}
+    for e in events:
+        e.event_id = ids[(e.command.user_id, e.version)]
+
+
+async def _save_scores(batch: Batch) -> None:
+    """One upsert row per user, with the final values (the lock makes them safe to set)."""
+    rows = [
+        {
+            "user_id": user_id,
+            "score": u.score,
+            "reached_at_us": u.reached_at_us,
+            "version": u.version,
+            "updated_at": batch.now,
+        }
+        for user_id, u in batch.users.items()
+        if u.touched
+    ]
+    stmt = insert(batch.dialect, user_scores)
+    stmt = stmt.on_conflict_do_update(
         index_elements=["user_id"],
         set_={
-            "score": user_scores.c.score + upsert.excluded.score,
-            "reached_at_us": reached,
-            "version": user_scores.c.version + 1,
-            "updated_at": upsert.excluded.updated_at,
+            name: stmt.excluded[name]
+            for name in ("score", "reached_at_us", "version", "updated_at")
         },
-    ).returning(user_scores.c.score, user_scores.c.reached_at_us, user_scores.c.version)
-    standing = (await batch.conn.execute(returning)).one()
-    values = {
-        "user_id": command.user_id,
-        "action_type": command.action_type,
-        "points": command.points,
-        "new_score": int(standing.score),
-        "reached_at_us": int(standing.reached_at_us),
-        "version": int(standing.version),
-        "idempotency_key": command.idempotency_key,
-        "request_hash": command.request_hash,
-        "action_id": command.action_id,
-        "created_at": batch.now,
-    }
-    stmt = sa.insert(score_events).values(values).returning(score_events.c.id)
-    event_id = int((await batch.conn.execute(stmt)).scalar_one())
-    return EventRecord(
-        event_id=event_id,
-        user_id=command.user_id,
-        display_name=held.display_name,
-        action_type=command.action_type,
-        points=command.points,
-        new_score=int(standing.score),
-        reached_at_us=int(standing.reached_at_us),
-        version=int(standing.version),
-        created_at=batch.now,
     )
+    await batch.conn.execute(stmt, rows)
+
+
+async def _settle_keys(batch: Batch) -> None:
+    """Point used keys at their events; free the keys claimed by refused commands."""
+    used = [
+        {"b_user": u, "b_key": k, "b_hash": key.request_hash, "b_event": key.owner.event_id}
+        for (u, k), key in batch.keys.items()
+        if key.claimed and isinstance(key.owner, NewEvent)
+    ]
+    unused = [pair for pair, key in batch.keys.items() if key.claimed and key.owner is None]
+    t = idempotency_keys
+    if used:
+        stmt = (
+            sa.update(t)
+            .where(t.c.user_id == sa.bindparam("b_user"), t.c.key == sa.bindparam("b_key"))
+            .values(event_id=sa.bindparam("b_event"), request_hash=sa.bindparam("b_hash"))
+        )
+        await batch.conn.execute(stmt, used)
+    for chunk in chunks(unused):
+        await batch.conn.execute(sa.delete(t).where(sa.tuple_(t.c.user_id, t.c.key).in_(chunk)))
