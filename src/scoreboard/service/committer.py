@@ -8,7 +8,6 @@ request. Every answer comes after the commit, so a 2xx is durable; one fsync ser
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from scoreboard.store.base import ScoreCommand, ScoreOutcome, Store
 log = logging.getLogger(__name__)
 
 _Pending = tuple[ScoreCommand, asyncio.Future[ScoreOutcome]]
+_STOP = None  # queued by close(): everything before it is committed, then the worker ends
 
 
 class GroupCommitter:
@@ -33,7 +33,8 @@ class GroupCommitter:
         self._store = store
         self._window = window_seconds
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._on_batch = on_batch
 
@@ -41,47 +42,54 @@ class GroupCommitter:
         self._task = asyncio.create_task(self._run(), name="group-committer")
 
     async def close(self) -> None:
-        """Stop taking work; commit what is queued, then stop."""
+        """Stop taking work; commit everything already submitted, then stop."""
         if self._task is None:
             return
-        while not self._queue.empty():
-            await self._commit(self._drain_now())
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self._closing = True
+        self._queue.put_nowait(_STOP)
+        await asyncio.wait({self._task})
         self._task = None
 
     async def submit(self, command: ScoreCommand) -> ScoreOutcome:
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._closing:
             raise ServiceUnavailable("The writer is not running.")
         future: asyncio.Future[ScoreOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((command, future))
         # Shielded: a client that disconnects does not cancel a commit others share.
         return await asyncio.shield(future)
 
-    def _drain_now(self) -> list[_Pending]:
-        batch: list[_Pending] = []
-        while not self._queue.empty() and len(batch) < self._max_batch:
-            batch.append(self._queue.get_nowait())
-        return batch
+    def _take(self, item: _Pending | None, batch: list[_Pending]) -> bool:
+        """Add a queued item to the batch; False when it is the stop marker."""
+        if item is _STOP:
+            return False
+        batch.append(item)
+        return True
 
-    async def _gather(self) -> list[_Pending]:
-        batch = [await self._queue.get()]
+    async def _gather(self) -> tuple[list[_Pending], bool]:
+        """The next batch, and whether to keep running after it."""
+        batch: list[_Pending] = []
+        if not self._take(await self._queue.get(), batch):
+            return batch, False
         deadline = time.monotonic() + self._window
         while len(batch) < self._max_batch:
-            batch.extend(self._drain_now()[: self._max_batch - len(batch)])
+            while not self._queue.empty() and len(batch) < self._max_batch:
+                if not self._take(self._queue.get_nowait(), batch):
+                    return batch, False
             remaining = deadline - time.monotonic()
             if remaining <= 0 or len(batch) >= self._max_batch:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                item = await asyncio.wait_for(self._queue.get(), remaining)
             except TimeoutError:
                 break
-        return batch
+            if not self._take(item, batch):
+                return batch, False
+        return batch, True
 
     async def _run(self) -> None:
-        while True:
-            batch = await self._gather()
+        running = True
+        while running:
+            batch, running = await self._gather()
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
