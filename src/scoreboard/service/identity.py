@@ -6,9 +6,12 @@ a counter increment, not an Argon2 computation.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -73,6 +76,56 @@ def check_display_name(display_name: str | None, default: str) -> str:
     return name
 
 
+class AccountCache:
+    """Recently seen accounts by user id, so a burst of requests does not cost a database read
+    each just to authenticate: concurrent lookups of one account share one read, and the answer
+    is kept `seconds`. A deletion here forgets at once; in another process a deleted account may
+    authenticate for up to `seconds` more but can write nothing, because the store refuses
+    events of deleted users inside the scoring transaction.
+    """
+
+    def __init__(self, seconds: float, max_entries: int = 50_000) -> None:
+        self._seconds = seconds
+        self._max = max_entries
+        self._entries: OrderedDict[str, tuple[float, UserRecord]] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[UserRecord | None]] = {}
+
+    async def get(
+        self, user_id: str, load: Callable[[str], Awaitable[UserRecord | None]]
+    ) -> UserRecord | None:
+        entry = self._entries.get(user_id)
+        if entry is not None and entry[0] >= time.monotonic():
+            return entry[1]
+        pending = self._inflight.get(user_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[UserRecord | None] = asyncio.get_running_loop().create_future()
+        self._inflight[user_id] = future
+        try:
+            user = await load(user_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(user)
+            self._put(user_id, user)
+            return user
+        finally:
+            del self._inflight[user_id]
+
+    def _put(self, user_id: str, user: UserRecord | None) -> None:
+        if self._seconds <= 0 or user is None:
+            return
+        self._entries[user_id] = (time.monotonic() + self._seconds, user)
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def forget(self, user_id: str) -> None:
+        self._entries.pop(user_id, None)
+
+
 class IdentityService:
     """Owns the account rules; routes only parse input and map the errors this raises.
 
@@ -91,8 +144,10 @@ class IdentityService:
         register_limit: str,
         *,
         on_deleted: Callable[[str], Awaitable[None]] | None = None,
+        account_cache_seconds: float = 5.0,
     ) -> None:
         self._store = store
+        self._accounts = AccountCache(account_cache_seconds)
         self._hasher = hasher
         self._issuer = issuer
         self._verifier = verifier
@@ -150,15 +205,17 @@ class IdentityService:
         if claims.external:
             user = await self._external_user(claims)
         else:
-            user = await self._store.get_user(claims.subject)
+            user = await self._accounts.get(claims.subject, self._store.get_user)
         if user is None or not user.active:
             raise Unauthenticated("The account behind this token no longer exists.")
         return Principal(user.user_id, user.display_name, claims.expires_at, claims.external)
 
     async def delete_me(self, user_id: str) -> None:
         """Delete the account; its score events stay in the audit log."""
+        self._accounts.forget(user_id)
         if not await self._store.delete_user(user_id):
             raise NotFound("No such user.")
+        self._accounts.forget(user_id)
         if self._on_deleted is not None:
             await self._on_deleted(user_id)
 
