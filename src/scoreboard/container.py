@@ -11,6 +11,7 @@ from scoreboard.metrics import Metrics
 from scoreboard.realtime.base import Broker, RankIndex, RateLimiter
 from scoreboard.realtime.dialects import DialectRegistry
 from scoreboard.realtime.hub import Hub
+from scoreboard.service.actions import ActionService
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -34,3 +35,4 @@ class Services:
     dialects: DialectRegistry
     metrics: Metrics
     redis_ping: object | None = None  # async callable; None when no Redis is configured
+    actions: ActionService | None = None  # the action lifecycle (compatibility routes)

@@ -50,6 +50,8 @@ DEFAULT_RULES: tuple[ActionRule, ...] = (
     ActionRule("QUIZ_PASSED", 25, "A quiz was passed.", 1, 100, min_duration_seconds=5.0),
     ActionRule("LEVEL_COMPLETED", 50, "A game level was completed.", 1, 500, 2.0, 3600.0),
     ActionRule("ACHIEVEMENT_UNLOCKED", 100, "An achievement was unlocked.", 1, 1000),
+    # The name specification 004's clients send (lower case), with its example increment 100.
+    ActionRule("level_complete", 100, "A game level was completed (spec 004).", 1, 500),
 )
 
 

@@ -1,0 +1,117 @@
+"""Specification 004: `POST /api/v1/scores/update` and `GET /api/v1/leaderboard/top10`.
+
+Bodies are `{"success": true, "data": ..., ...}`; errors `{"success": false, "error": {code,
+message}}` (401 is `UNAUTHORIZED`). Timestamps are epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, Field
+
+from scoreboard.api.compat.styles import Error004, documented, error_route, seed004_style
+from scoreboard.api.deps import PrincipalDep, ServicesDep
+from scoreboard.api.schemas import Strict
+from scoreboard.domain.ranking import RankedEntry
+from scoreboard.realtime.dialects_compat import epoch_ms, leaderboard_entry
+from scoreboard.store.base import Store
+
+router = APIRouter(
+    tags=["compat: 004"], route_class=error_route(seed004_style), responses=documented(Error004)
+)
+
+TOP = 10
+# The board is read live, never from a TTL cache: a client may treat it as fresh for 0 s.
+CACHE_TTL = 0
+
+
+class ScoreUpdate004In(Strict):
+    action_type: str | None = Field(None, description="default: the catalogue's default")
+    score_increment: int | None = Field(None, description="within the catalogue's bounds")
+
+
+class ScoreUpdateData(BaseModel):
+    user_id: str
+    previous_score: int
+    new_score: int
+    rank_change: int
+    current_rank: int | None
+
+
+class ScoreUpdate004Out(BaseModel):
+    success: bool = True
+    data: ScoreUpdateData
+    timestamp: int
+
+
+class LeaderboardEntry004(BaseModel):
+    rank: int
+    user_id: str
+    username: str
+    score: int
+    avatar_url: str | None
+
+
+class Top10Data(BaseModel):
+    leaderboard: list[LeaderboardEntry004]
+    last_updated: int
+    cache_ttl: int
+
+
+class Top10Out(BaseModel):
+    success: bool = True
+    data: Top10Data
+
+
+def rank_change(before: int | None, after: int | None) -> int:
+    """Places gained (positive) or lost; 0 when either side is unranked (a first score)."""
+    return 0 if before is None or after is None else before - after
+
+
+async def avatars(store: Store, items: list[RankedEntry]) -> list[str | None]:
+    users = await asyncio.gather(*(store.get_user(entry.user_id) for entry in items))
+    return [(user.avatar_url or None) if user is not None else None for user in users]
+
+
+@router.post("/api/v1/scores/update", response_model=ScoreUpdate004Out)
+async def update_score(
+    body: ScoreUpdate004In,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> ScoreUpdate004Out:
+    """004: add `score_increment` (within the catalogue's bounds for `action_type`)."""
+    before = await services.board.rank_of(principal.user_id)
+    result = await services.scoring.record(
+        principal.user_id,
+        body.action_type,
+        idempotency_key=idempotency_key,
+        increment=body.score_increment,
+    )
+    data = ScoreUpdateData(
+        user_id=principal.user_id,
+        previous_score=result.previous_score,
+        new_score=result.event.new_score,
+        rank_change=rank_change(before, result.rank),
+        current_rank=result.rank,
+    )
+    return ScoreUpdate004Out(data=data, timestamp=time.time_ns() // 1_000_000)
+
+
+@router.get("/api/v1/leaderboard/top10", response_model=Top10Out)
+async def top10(services: ServicesDep) -> Top10Out:
+    """004: the top 10 with names and avatars (public)."""
+    page = await services.board.page("global", TOP, 0)
+    urls = await avatars(services.store, page.items)
+    board = [
+        LeaderboardEntry004.model_validate(leaderboard_entry(entry, url))
+        for entry, url in zip(page.items, urls, strict=True)
+    ]
+    data = Top10Data(
+        leaderboard=board, last_updated=epoch_ms(page.generated_at), cache_ttl=CACHE_TTL
+    )
+    return Top10Out(data=data)
