@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from scoreboard.metrics import Metrics
 from scoreboard.realtime.dialects import CanonicalDialect, DialectRegistry
 from scoreboard.realtime.dialects_compat import COMPAT_DIALECTS
 from scoreboard.realtime.hub import Hub
+from scoreboard.service.actions import ActionService
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -81,24 +83,32 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         dialects=DialectRegistry([CanonicalDialect(), *COMPAT_DIALECTS]),
         metrics=metrics,
         redis_ping=backends.redis_ping,
+        actions=ActionService(
+            backends.store, scoring, catalogue, backends.limiter, settings.rate_limit_score
+        ),
     )
 
 
 async def _maintain(services: Services) -> None:
-    """Rebuild the index whenever it is marked unusable; periodically otherwise."""
-    interval = services.settings.reconcile_seconds
-    since = 0.0
+    """Rank-index upkeep: every `index_check_seconds` a step of `LeaderboardService.maintain`
+    (watch the shared index, rebuild it when broken or lost), and every `reconcile_seconds`
+    a comparison with the database."""
+    settings = services.settings
+    last_full = time.monotonic()
     while True:
-        await asyncio.sleep(1.0)
-        since += 1.0
-        due = interval > 0 and since >= interval
-        if services.board.index_ready and not due:
-            continue
+        await asyncio.sleep(settings.index_check_seconds)
+        due = settings.reconcile_seconds > 0 and (
+            time.monotonic() - last_full >= settings.reconcile_seconds
+        )
         try:
-            await services.board.reconcile(full=due)
-            since = 0.0
+            await services.board.maintain(full=due)
         except Exception:
-            log.warning("index reconcile failed; retrying", exc_info=True)
+            log.exception("index upkeep failed; retrying")
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # a Redis call may swallow a cancel
+            raise asyncio.CancelledError
+        if due:
+            last_full = time.monotonic()
 
 
 @asynccontextmanager
@@ -107,13 +117,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     backends = await open_backends(settings)
     services = build_services(settings, backends, app.state.metrics)
     app.state.services = services
-    try:
-        await services.board.rebuild()
-    except Exception:
-        log.warning("initial index build failed; serving from SQL until it succeeds")
+    board, hub = services.board, services.hub
+    board.check_seconds = settings.index_check_seconds
+    board.cache.max_age = settings.top_cache_seconds
+    # Rebuild the index before serving (or join another process's rebuild): events this
+    # process committed before a crash may never have reached it. Reads use SQL until then.
+    await board.maintain()
+
+    async def on_message(message: bytes) -> None:
+        board.changed_elsewhere(message)
+        await hub.on_message(message)
+
+    async def on_resync() -> None:
+        board.resynced()
+        await hub.on_resync()
+
     services.committer.start()
-    services.hub.start()
-    await services.broker.start(services.hub.on_message, services.hub.on_resync)
+    hub.start()
+    board.start()
+    await services.broker.start(on_message, on_resync)
     maintainer = asyncio.create_task(_maintain(services), name="index-maintainer")
     try:
         yield
@@ -121,8 +143,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         maintainer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await maintainer
-        await services.hub.close()
+        await hub.close()
         await services.committer.close()
+        await board.close()
         await backends.close()
 
 

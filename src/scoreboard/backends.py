@@ -4,19 +4,49 @@ database URL: `sqlite[+aiosqlite]:///path` or `postgresql[+asyncpg]://...` → S
 redis URL: empty → in-process memory index, broker and rate limits (one process only);
 `redis://` / `rediss://` / `unix://` → Redis index, broker and rate-limit storage.
 Imports are lazy so the embedded default never loads what it does not use.
+
+With Redis, every call is bounded by `redis_timeout_seconds` and never retried by the client:
+a failure must reach the service at once (it then reads from SQL and repairs the index later),
+and a Redis that restarted empty must not be talked to as if nothing happened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scoreboard.config import Settings
-from scoreboard.realtime.base import Broker, RankIndex, RateLimiter
+from scoreboard.domain.errors import ServiceUnavailable
+from scoreboard.domain.ranking import RankedEntry, Standing
+from scoreboard.realtime.base import Broker, RankIndex, RateDecision, RateLimiter
 from scoreboard.store.base import Store
 
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from redis.asyncio.lock import Lock
+
+log = logging.getLogger(__name__)
+
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+LOCK_SECONDS = 30.0  # TTL of the rebuild lock; the holder extends it every third of that
+
+
+def resume_cancel() -> None:
+    """Re-raise a cancellation that a Redis call swallowed.
+
+    redis-py sends commands under `asyncio.wait_for`, which on Python < 3.12 drops a
+    cancellation arriving just as the write completes (CPython gh-86296): the call returns
+    normally and a task's `while True` loop would never stop. Call this after Redis calls
+    in such loops; `Task.cancelling()` still tells that a cancellation was requested.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def normalize_database_url(url: str) -> str:
@@ -76,19 +106,253 @@ async def open_backends(settings: Settings) -> Backends:
     return await _open_redis(settings, store)
 
 
-async def _open_redis(settings: Settings, store: Store) -> Backends:
+def redis_client(url: str, timeout: float, max_connections: int = 64) -> aioredis.Redis:
+    """A client whose every command fails within `timeout` and is never retried. Beyond
+    `max_connections` busy connections, callers wait (up to `timeout`) for one to free up."""
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+def limits_uri(redis_url: str) -> str:
+    """The `limits` storage URI naming the same server (its schemes differ for sockets)."""
+    scheme, rest = redis_url.split("://", 1)
+    return {"unix": "async+redis+unix"}.get(scheme, "async+" + scheme) + "://" + rest
+
+
+async def _open_redis(settings: Settings, store: Store) -> Backends:
+    from limits.aio.storage import RedisStorage
 
     from scoreboard.realtime.limiter import LimitsRateLimiter
-    from scoreboard.realtime.redis import RedisBroker, RedisRankIndex
+    from scoreboard.realtime.redis import RedisBroker
 
-    client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    timeout = settings.redis_timeout_seconds
+    client = redis_client(settings.redis_url, timeout)
     prefix = settings.redis_prefix
+    # The limiter shares the index's connection pool (and so its timeouts).
+    options: dict[str, Any] = {"connection_pool": client.connection_pool}
+    storage = RedisStorage(
+        limits_uri(settings.redis_url),
+        implementation="redispy",
+        key_prefix=prefix + "limits",
+        wrap_exceptions=True,
+        **options,
+    )
+    limiter = FailOpenLimiter(
+        LimitsRateLimiter(storage), timeout=timeout, fail_open=settings.rate_limit_fail_open
+    )
+    broker = RedisBroker(
+        settings.redis_url,
+        prefix + "events",
+        publish_timeout=timeout,
+        connect_timeout=max(timeout, 1.0),
+        backoff_max=2.0,  # a reconnect attempt every 2 s at worst: cheap, and quick to resync
+        ping_interval=max(2.0, 2 * timeout),
+    )
     return Backends(
         store,
-        RedisRankIndex(client, prefix),
-        RedisBroker(settings.redis_url, prefix + "events"),
-        LimitsRateLimiter.for_redis(settings.redis_url, prefix),
+        SharedRedisIndex(client, prefix),
+        broker,
+        limiter,
         client.ping,
         client.aclose,
     )
+
+
+def _checked(script: str, marker_key: int) -> str:
+    """A read script that fails when the generation marker is gone: the index was lost (a
+    Redis that restarted without its data, a flush) and may be partly refilled by updates."""
+    from scoreboard.realtime.redis_index import _NAMES
+
+    guard = (
+        f"if redis.call('EXISTS', KEYS[{marker_key}]) == 0 then "
+        "return redis.error_reply('NOINDEX rank index lost (no generation marker)') end\n"
+    )
+    return guard + _NAMES + script
+
+
+class SharedRedisIndex:
+    """The Redis `RankIndex` plus what the service needs to share it between processes.
+
+    Updates and rebuilds are `RedisRankIndex`'s. Added here (keys as documented in
+    `realtime.redis_index`):
+    - checked reads: they raise `ResponseError` when the generation marker is missing, in the
+      same round trip, so a lost index is never served;
+    - `state()`: (marker, rebuild lock held by anyone) in one round trip, which every process
+      polls to notice a rebuild by another process, or a loss;
+    - `rebuild_lock()`: `SET NX PX` through redis-py's `Lock`, extended while held, so that
+      one process at a time rebuilds.
+    """
+
+    def __init__(self, client: aioredis.Redis, prefix: str, board: str = "global") -> None:
+        from scoreboard.realtime.redis_index import _ENTRY, _RANGE, RedisRankIndex
+
+        self._inner = RedisRankIndex(client, prefix, board)
+        self._client = client
+        base = f"{prefix}rank:{{{board}}}"
+        self._z, self._m, self._n = (f"{base}:{s}" for s in ("z", "m", "n"))
+        self._marker, self._lock_key = f"{base}:marker", f"{base}:lock"
+        self._range = client.register_script(_checked(_RANGE, 3))
+        self._entry = client.register_script(_checked(_ENTRY, 4))
+        self._count = client.register_script(_checked("return redis.call('ZCARD', KEYS[1])", 2))
+
+    # -- RankIndex: updates as RedisRankIndex, reads checked ---------------------------------
+    async def replace_all(self, pages: AsyncIterator[list[Standing]]) -> int:
+        count = await self._inner.replace_all(pages)
+        resume_cancel()
+        return count
+
+    async def apply(self, standing: Standing, version: int) -> None:
+        await self._inner.apply(standing, version)
+        resume_cancel()
+
+    async def remove(self, user_id: str) -> None:
+        await self._inner.remove(user_id)
+        resume_cancel()
+
+    async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
+        from scoreboard.realtime.redis_index import _entries
+
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0: {offset}")
+        if limit <= 0:
+            return []
+        keys = [self._z, self._n, self._marker]
+        reply = await self._range(keys=keys, args=[offset, offset + limit - 1])
+        resume_cancel()
+        return _entries(offset + 1, reply)
+
+    async def count(self) -> int:
+        count = int(await self._count(keys=[self._z, self._marker]))
+        resume_cancel()
+        return count
+
+    async def entry_of(self, user_id: str) -> RankedEntry | None:
+        entries = await self._window(user_id, 0)
+        return entries[0] if entries else None
+
+    async def around(self, user_id: str, neighbours: int) -> list[RankedEntry]:
+        return await self._window(user_id, max(0, neighbours))
+
+    async def _window(self, user_id: str, neighbours: int) -> list[RankedEntry]:
+        from scoreboard.realtime.redis_index import _entries
+
+        keys = [self._z, self._m, self._n, self._marker]
+        reply = await self._entry(keys=keys, args=[user_id, neighbours])
+        resume_cancel()
+        return _entries(int(reply[0]) + 1, reply[1:]) if reply else []
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    # -- sharing ---------------------------------------------------------------------------
+    async def marker(self) -> str | None:
+        marker = await self._inner.marker()
+        resume_cancel()
+        return marker
+
+    async def state(self) -> tuple[str | None, bool]:
+        """(generation marker or None, whether any process holds the rebuild lock)."""
+        marker, lock = await self._client.mget(self._marker, self._lock_key)
+        resume_cancel()
+        text = marker.decode() if isinstance(marker, bytes) else marker
+        return text, lock is not None
+
+    @contextlib.asynccontextmanager
+    async def rebuild_lock(self) -> AsyncIterator[bool]:
+        """Yields True while this process holds the lock, False when another one does."""
+        from redis.exceptions import LockError, RedisError
+
+        lock = self._client.lock(
+            self._lock_key, timeout=LOCK_SECONDS, blocking=False, thread_local=False
+        )
+        acquired = await lock.acquire()
+        resume_cancel()
+        if not acquired:
+            yield False
+            return
+        keeper = asyncio.create_task(_keep_lock(lock), name="rebuild-lock-keeper")
+        try:
+            yield True
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            with contextlib.suppress(LockError, RedisError, OSError):  # it expires anyway
+                await lock.release()
+
+
+async def _keep_lock(lock: Lock) -> None:
+    from redis.exceptions import LockError, RedisError
+
+    while True:
+        await asyncio.sleep(LOCK_SECONDS / 3)
+        try:
+            await lock.reacquire()
+        except (LockError, RedisError, OSError):
+            log.warning("the rebuild lock could not be extended", exc_info=True)
+
+
+class FailOpenLimiter:
+    """A `RateLimiter` over shared storage that keeps the service up when the storage is not.
+
+    Each hit is bounded by `timeout`. When the storage fails (Redis unreachable), the request
+    is let through (`fail_open`, the default: availability over strict limits for the minutes
+    an outage lasts; logged) or refused with `ServiceUnavailable` (`fail_open=False`). After a
+    failure the storage is left alone for `cooldown` seconds, so an outage does not add a
+    timeout to every request. A storage error never becomes a 500.
+    """
+
+    def __init__(
+        self,
+        inner: RateLimiter,
+        *,
+        timeout: float,
+        cooldown: float = 1.0,
+        fail_open: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self._timeout = timeout
+        self._cooldown = cooldown
+        self._fail_open = fail_open
+        self._clock = clock
+        self._down_until = 0.0
+        self._failing = False
+
+    async def hit(self, limit: str, *key: str) -> RateDecision:
+        if self._clock() >= self._down_until:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    decision = await self._inner.hit(limit, *key)
+                resume_cancel()
+            except Exception as exc:  # the storage's errors: limits' StorageError, timeouts
+                self._down_until = self._clock() + self._cooldown
+                if not self._failing:
+                    log.warning("rate-limit storage failed (%r); failing %s", exc, self._mode)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("rate-limit storage works again")
+                self._failing = False
+                return decision
+        if self._fail_open:
+            return RateDecision(True, 0)
+        raise ServiceUnavailable("Rate limits cannot be checked; retry later.")
+
+    @property
+    def _mode(self) -> str:
+        return "open (requests are not limited)" if self._fail_open else "closed (503)"
+
+    async def close(self) -> None:
+        await self._inner.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import typer
@@ -12,7 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from scoreboard.config import Settings
-from scoreboard.domain.ranking import Standing
 
 app = typer.Typer(help="Real-time leaderboard service.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -64,33 +62,51 @@ def migrate() -> None:
 
 
 @app.command()
-def reindex() -> None:
+def reindex(
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait while another process is rebuilding.")
+    ] = 60.0,
+) -> None:
     """Rebuild the rank index (Redis, when configured) from the database."""
-    count = asyncio.run(_reindex(Settings()))
+    settings = Settings()
+    if not settings.redis_url:
+        console.print(
+            "no SCOREBOARD_REDIS_URL: the in-process index is rebuilt by every `serve` at "
+            "start-up; checking the database only"
+        )
+    count = asyncio.run(_reindex(settings, wait=wait))
+    if count is None:
+        console.print("[red]another process kept rebuilding the index; try again later[/]")
+        raise typer.Exit(1)
     console.print(f"indexed {count} users")
 
 
-async def _reindex(settings: Settings) -> int:
+async def _reindex(settings: Settings, *, wait: float = 60.0) -> int | None:
+    """Rebuild as the service does (lock, grace for the serving processes to defer their
+    updates, swap, publish), with a progress bar. None if the lock stayed taken `wait` s."""
     from scoreboard.backends import open_backends
+    from scoreboard.service.leaderboard import LeaderboardService
 
     backends = await open_backends(settings)
     try:
+        board = LeaderboardService(
+            backends.store,
+            backends.index,
+            backends.broker,
+            check_seconds=settings.index_check_seconds,
+        )
         _, total = await backends.store.standings_page(1, 0)
+        deadline = asyncio.get_running_loop().time() + wait
         with Progress(
             TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), console=console
         ) as progress:
             task = progress.add_task("users", total=total)
-
-            async def pages() -> AsyncIterator[list[Standing]]:
-                async for page in backends.store.iter_standings(page_size=1000):
-                    progress.advance(task, len(page))
-                    yield page
-
-            count = await backends.index.replace_all(pages())
-        from orjson import dumps
-
-        await backends.broker.publish(dumps({"type": "changed", "scope": "global"}))
-        return count
+            while True:
+                progress.reset(task, total=total)
+                count = await board.rebuild(on_page=lambda n: progress.advance(task, n))
+                if count is not None or asyncio.get_running_loop().time() >= deadline:
+                    return count
+                await asyncio.sleep(0.5)
     finally:
         await backends.close()
 

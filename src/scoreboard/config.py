@@ -46,8 +46,19 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(64, ge=2)
     ws_max_message_bytes: int = 64 * 1024
 
-    # Reads from the rank index may be at most this far behind before a rebuild is forced.
+    # Rank index upkeep. Every `reconcile_seconds` (0: never) the index is compared with the
+    # database (count and top 100) and rebuilt when they disagree. With Redis, every process
+    # checks the shared index every `index_check_seconds` (lost? rebuilt by another process?).
     reconcile_seconds: float = Field(60.0, ge=0)
+    index_check_seconds: float = Field(0.5, gt=0, le=10)
+
+    # Scaled mode (Redis): bound of one Redis call; what rate limits do while Redis is down
+    # (true: let requests through, logged; false: refuse them with 503).
+    redis_timeout_seconds: float = Field(1.0, gt=0, le=30)
+    rate_limit_fail_open: bool = True
+
+    # The cached top-N (pre-encoded) answers reads for at most this long between changes.
+    top_cache_seconds: float = Field(2.0, ge=0, le=60)
 
     @field_validator("rate_limit_score", "rate_limit_login", "rate_limit_register")
     @classmethod

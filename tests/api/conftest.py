@@ -1,9 +1,16 @@
-"""An app per test on a real database (SQLite and PostgreSQL), driven through httpx."""
+"""An app per test on real backends, driven through httpx.
+
+Every test taking `api` (or `database_url` + `api_factory`) runs once per backend:
+"sqlite" (SQLite + in-process index, broker and limits: the embedded default), "postgresql"
+(PostgreSQL + in-process realtime) and "redis" (PostgreSQL + Redis index, broker and limits,
+the scaled mode, under a key prefix of its own).
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +74,49 @@ class Api:
         )
 
 
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def api_factory(
-    tmp_path: Path,
-) -> Callable[..., Any]:
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Overrides the root fixture: a fresh database for the backend under test."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'scoreboard.db'}"
+    return str(request.getfixturevalue("fresh_pg_url"))
+
+
+@pytest.fixture
+def backend_settings(backend: str, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Settings the backend adds: for "redis", the shared Redis with a prefix of its own
+    (deleted afterwards) and a short index check, so start-up rebuilds stay quick."""
+    if backend != "redis":
+        yield {}
+        return
+    import redis
+
+    url = str(request.getfixturevalue("redis_url"))
+    prefix = f"sbtest:{uuid.uuid4().hex[:10]}:"
+    yield {"redis_url": url, "redis_prefix": prefix, "index_check_seconds": 0.05}
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def api_factory(tmp_path: Path, backend_settings: dict[str, Any]) -> Callable[..., Any]:
     """`async with api_factory(database_url, **settings) as api:` for tests needing settings."""
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def factory(database_url: str, **overrides: Any) -> AsyncIterator[Api]:
-        app = create_app(make_settings(database_url, tmp_path, **overrides))
+        values = {**backend_settings, **overrides}
+        app = create_app(make_settings(database_url, tmp_path, **values))
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

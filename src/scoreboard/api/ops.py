@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -22,7 +23,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready when the database (and Redis, when configured) answer."""
+    """Ready when the database (and Redis, when configured) answer; 503 otherwise.
+
+    `rank_index` is informative: "rebuilding" still serves correct ranks (from the database).
+    """
     checks: dict[str, str] = {}
     try:
         await services.store.ping()
@@ -30,13 +34,14 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     except ServiceUnavailable:
         checks["database"] = "unreachable"
     if services.redis_ping is not None:
+        ping: Callable[[], Awaitable[object]] = services.redis_ping  # type: ignore[assignment]
         try:
-            await asyncio.wait_for(services.redis_ping(), 2.0)  # type: ignore[operator]
+            await asyncio.wait_for(ping(), services.settings.redis_timeout_seconds)
             checks["redis"] = "ok"
         except Exception:
             checks["redis"] = "unreachable"
     checks["rank_index"] = "ok" if services.board.index_ready else "rebuilding"
-    if any(v == "unreachable" for v in checks.values()):
+    if "unreachable" in checks.values():
         body = error_body("SERVICE_UNAVAILABLE", "A backend is unreachable.", checks)
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
     return JSONResponse({"status": "ready", "checks": checks})

@@ -1,24 +1,34 @@
-"""Leaderboard reads and index maintenance.
+"""Leaderboard reads, and what the board does after a write.
 
 The store is the truth; the rank index is derived. Writes update the index only after commit
 and then publish "scope changed" to every process. Any failure of the index or broker after a
 commit is logged and repaired (by a rebuild), never reported to the client whose event is
-already durable. Reads use the index and fall back to SQL when the index is unavailable or
-being rebuilt, so ranks served are never wrong, only slower.
+already durable.
+
+Reads, in order: the cached top (fresh, while the index is healthy), the index, the database
+(the index is unusable or being rebuilt: ranks are never wrong, only slower), and, when the
+database cannot be reached either, the last top this process saw (`TopCache.last_known`).
+
+Index upkeep (when the index may be used, rebuilds, several processes sharing one index) is
+`service.upkeep.IndexKeeper`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 
-from scoreboard.domain.errors import InvalidScope, ValidationFailed
-from scoreboard.domain.ranking import RankedEntry, Standing
+from scoreboard.domain.errors import InvalidScope, ServiceUnavailable, ValidationFailed
+from scoreboard.domain.ranking import RankedEntry
 from scoreboard.realtime.base import Broker, RankIndex
+from scoreboard.service.topcache import Cached, TopCache
+from scoreboard.service.upkeep import IndexKeeper, ranked, resume_cancel
 from scoreboard.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
@@ -61,114 +71,200 @@ def check_range(name: str, value: int, low: int, high: int | None = None) -> int
 
 
 class LeaderboardService:
-    def __init__(self, store: Store, index: RankIndex, broker: Broker) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: RankIndex,
+        broker: Broker,
+        *,
+        cache: TopCache | None = None,
+        check_seconds: float = 0.5,
+    ) -> None:
         self._store = store
         self._index = index
         self._broker = broker
-        self._index_ok = False  # False until a rebuild succeeds; reads then go to SQL
-        self._rebuild_lock = asyncio.Lock()
+        self.cache = cache or TopCache()
+        self.keeper = IndexKeeper(
+            store, index, check_seconds=check_seconds, on_new_index=self._new_index
+        )
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._publisher: asyncio.Task[None] | None = None
 
     @property
     def index_ready(self) -> bool:
-        return self._index_ok
+        return self.keeper.ok
 
-    async def rebuild(self) -> int:
-        """Rebuild the index from the store; reads use SQL until it is complete."""
-        async with self._rebuild_lock:
-            self._index_ok = False
-            count = await self._index.replace_all(self._store.iter_standings(page_size=1000))
-            self._index_ok = True
-        await self.publish_change("global")
-        return count
+    @property
+    def check_seconds(self) -> float:
+        return self.keeper.check_seconds
 
-    async def reconcile(self, *, full: bool = False) -> int | None:
-        """Rebuild when the index is unusable, or (full) when it diverged from the store."""
-        if full and self._index_ok and await self._agrees_with_store():
-            return None
-        return await self.rebuild()
+    @check_seconds.setter
+    def check_seconds(self, seconds: float) -> None:
+        self.keeper.check_seconds = seconds
 
-    async def _agrees_with_store(self) -> bool:
-        """Cheap divergence check: same count and same top 100 as SQL."""
-        try:
-            indexed = await self._index.top(MAX_LIMIT)
-            count = await self._index.count()
-        except Exception:
-            return False
-        standings, total = await self._store.standings_page(MAX_LIMIT, 0)
-        return count == total and indexed == _ranked(standings, 0)
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Publish change notices from a task, coalesced: at most one in flight per process."""
+        self._publisher = asyncio.create_task(self._publish_loop(), name="board-publisher")
 
+    async def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+            self._publisher = None
+
+    async def maintain(self, *, full: bool = False) -> None:
+        """One step of index upkeep (see `IndexKeeper.maintain`)."""
+        await self.keeper.maintain(full=full)
+
+    async def rebuild(self, on_page: Callable[[int], None] | None = None) -> int | None:
+        """Rebuild the index from the store and tell every process; None when another
+        process is rebuilding it (see `IndexKeeper.rebuild`)."""
+        return await self.keeper.rebuild(on_page)
+
+    async def _new_index(self, here: bool) -> None:
+        self.cache.invalidate()
+        if here:  # the board may have changed: every process's clients get the new one
+            await self.publish_change("global")
+
+    # -- writes --------------------------------------------------------------------------------
     async def committed(self, event: EventRecord) -> None:
         """After commit: update the index and tell every process. Never raises."""
-        try:
-            await self._index.apply(event.standing(), event.version)
-        except Exception:
-            log.exception("rank index update failed; index marked for rebuild")
-            self._index_ok = False
+        # Before and after: a read racing the update must not be cached as fresh.
+        self.cache.invalidate("global")
+        await self.keeper.update(event.standing(), event.version)
+        self.cache.invalidate("global")
         await self.publish_change("global")
 
     async def removed(self, user_id: str) -> None:
-        try:
-            await self._index.remove(user_id)
-        except Exception:
-            log.exception("rank index removal failed; index marked for rebuild")
-            self._index_ok = False
+        """After a deletion is committed: take the user off the index. Never raises."""
+        self.cache.invalidate("global")
+        await self.keeper.remove(user_id)
+        self.cache.invalidate("global")
         await self.publish_change("global")
 
     async def publish_change(self, scope: str) -> None:
+        if self._publisher is not None and not self._publisher.done():
+            self._pending.add(scope)
+            self._wake.set()
+            return
+        await self._publish(scope)
+
+    async def _publish(self, scope: str) -> None:
         try:
             await self._broker.publish(orjson.dumps({"type": "changed", "scope": scope}))
         except Exception:
             log.exception("publish failed; clients resync on the next change")
 
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            scopes, self._pending = self._pending, set()
+            for scope in scopes:
+                await self._publish(scope)
+            resume_cancel()
+
+    def changed_elsewhere(self, message: bytes) -> None:
+        """A change notice from the broker (any process): the cached top is stale."""
+        try:
+            scope = orjson.loads(message).get("scope")
+        except (orjson.JSONDecodeError, AttributeError):
+            scope = None
+        self.cache.invalidate(scope if isinstance(scope, str) else None)
+
+    def resynced(self) -> None:
+        """The broker reconnected: notices may have been lost, nothing cached is fresh."""
+        self.cache.invalidate()
+
     # -- reads ---------------------------------------------------------------------------------
     async def top(self, scope: str, limit: int, offset: int = 0) -> list[RankedEntry]:
         check_scope(scope)
-        if self._index_ok:
-            try:
-                return await self._index.top(limit, offset)
-            except Exception:
-                log.exception("rank index read failed; falling back to SQL")
-                self._index_ok = False
-        standings, _ = await self._store.standings_page(limit, offset)
-        return _ranked(standings, offset)
-
-    async def rank_of(self, user_id: str) -> int | None:
-        """The user's current rank (index, or SQL when the index is unavailable)."""
-        if self._index_ok:
-            try:
-                entry = await self._index.entry_of(user_id)
-                return None if entry is None else entry.rank
-            except Exception:
-                log.exception("rank index read failed; falling back to SQL")
-                self._index_ok = False
-        found = await self._store.standing_of(user_id)
-        return None if found is None else found[1]
+        items, _, _ = await self._read(scope, limit, offset)
+        return items
 
     async def page(self, scope: str, limit: int, offset: int) -> Page:
         check_scope(scope)
         check_range("limit", limit, 1, MAX_LIMIT)
         check_range("offset", offset, 0)
-        now = datetime.now(UTC)
-        if self._index_ok:
+        items, total, generated_at = await self._read(scope, limit, offset)
+        return Page(scope, limit, offset, total, items, generated_at)
+
+    async def page_json(self, scope: str, limit: int) -> bytes:
+        """`page(scope, limit, 0)` as the canonical JSON body, pre-encoded by the cache."""
+        check_scope(scope)
+        check_range("limit", limit, 1, MAX_LIMIT)
+        await self._read(scope, limit, 0)
+        cached = self.cache.fresh(scope, limit) or self.cache.last_known(scope, limit)
+        assert cached is not None  # `_read` at offset 0 always stores what it read
+        return cached.page_json(limit)
+
+    async def _read(
+        self, scope: str, limit: int, offset: int
+    ) -> tuple[list[RankedEntry], int, datetime]:
+        if self.keeper.ok:
+            cached = self.cache.fresh(scope, limit, offset)
+            if cached is not None:
+                return cached.slice(limit, offset), cached.total, cached.generated_at
+            generation = self.cache.generation(scope)
             try:
                 items = await self._index.top(limit, offset)
                 total = await self._index.count()
-                return Page(scope, limit, offset, total, items, now)
-            except Exception:
-                log.exception("rank index read failed; falling back to SQL")
-                self._index_ok = False
-        standings, total = await self._store.standings_page(limit, offset)
-        return Page(scope, limit, offset, total, _ranked(standings, offset), now)
+            except Exception as exc:
+                self.keeper.broken(f"read failed: {exc!r}")
+            else:
+                return self._keep(scope, limit, offset, items, total, generation, fresh=True)
+        generation = self.cache.generation(scope)
+        try:
+            standings, total = await self._store.standings_page(limit, offset)
+        except ServiceUnavailable:
+            last = self.cache.last_known(scope, limit, offset)
+            if last is None:
+                raise
+            log.info("database unreachable; serving the last known top of %s", scope)
+            return last.slice(limit, offset), last.total, last.generated_at
+        items = ranked(standings, offset)
+        return self._keep(scope, limit, offset, items, total, generation, fresh=False)
+
+    def _keep(
+        self,
+        scope: str,
+        limit: int,
+        offset: int,
+        items: list[RankedEntry],
+        total: int,
+        generation: int,
+        *,
+        fresh: bool,
+    ) -> tuple[list[RankedEntry], int, datetime]:
+        if offset != 0:
+            return items, total, datetime.now(UTC)
+        cached: Cached = self.cache.put(
+            scope, limit, items, total, generation=generation, fresh=fresh
+        )
+        return items, total, cached.generated_at
+
+    async def rank_of(self, user_id: str) -> int | None:
+        """The user's current rank (index, or SQL when the index is unavailable)."""
+        if self.keeper.ok:
+            try:
+                entry = await self._index.entry_of(user_id)
+                return None if entry is None else entry.rank
+            except Exception as exc:
+                self.keeper.broken(f"read failed: {exc!r}")
+        found = await self._store.standing_of(user_id)
+        return None if found is None else found[1]
 
     async def mine(self, scope: str, user_id: str, display_name: str, around: int) -> MyStanding:
         check_scope(scope)
         check_range("around", around, 0, MAX_AROUND)
-        if self._index_ok:
+        if self.keeper.ok:
             try:
                 return await self._mine_from_index(user_id, display_name, around)
-            except Exception:
-                log.exception("rank index read failed; falling back to SQL")
-                self._index_ok = False
+            except Exception as exc:
+                self.keeper.broken(f"read failed: {exc!r}")
         return await self._mine_from_sql(user_id, display_name, around)
 
     async def _mine_from_index(self, user_id: str, name: str, around: int) -> MyStanding:
@@ -185,12 +281,5 @@ class LeaderboardService:
         standing, rank = found
         start = max(1, rank - around)
         page, _ = await self._store.standings_page(rank + around - start + 1, start - 1)
-        neighbours = _ranked(page, start - 1)
+        neighbours = ranked(page, start - 1)
         return MyStanding(user_id, standing.display_name, standing.score, rank, neighbours)
-
-
-def _ranked(standings: list[Standing], offset: int) -> list[RankedEntry]:
-    return [
-        RankedEntry(offset + i + 1, s.user_id, s.display_name, s.score)
-        for i, s in enumerate(standings)
-    ]

@@ -1,0 +1,294 @@
+"""Rank-index upkeep: when the index may be used, and how it is rebuilt from the store.
+
+One state machine per process, driven by `IndexKeeper.maintain` every `check_seconds`:
+
+- healthy: updates go to the index, reads come from it;
+- broken (an index call failed, the index was lost, it diverged from the store): updates are
+  deferred, reads go to SQL, and `maintain` rebuilds;
+- rebuilding, here or in another process: updates are deferred and applied once the new index
+  landed. A rebuild by another process is noticed through `SharedIndex.state` (its lock): the
+  rebuilder holds the lock for `grace` seconds before reading the store, long enough for every
+  process polling without failure to notice it and stop updating the live index, since the
+  swap would overwrite updates made while it stages. A process that cannot be sure it noticed
+  in time rebuilds again itself afterwards.
+
+Deferred updates are applied with their versions, so one that the new index already holds (or
+holds a newer one of) is ignored. The in-process index has no `SharedIndex` side: no lock, no
+grace, no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
+
+from scoreboard.domain.ranking import RankedEntry, Standing
+from scoreboard.realtime.base import RankIndex
+from scoreboard.store.base import Store
+
+log = logging.getLogger(__name__)
+
+COMPARED = 100  # the divergence check compares the count and this many top entries
+MAX_DEFERRED = 100_000  # beyond this many users waiting, a fresh rebuild is cheaper
+MAX_BACKOFF = 2.0  # seconds between failed upkeep attempts, at most
+
+
+@runtime_checkable
+class SharedIndex(Protocol):
+    """What an index shared by several processes adds to `RankIndex` (`SharedRedisIndex`)."""
+
+    async def state(self) -> tuple[str | None, bool]:
+        """(generation marker, None when the index was lost; whether a rebuild is running)."""
+        ...
+
+    def rebuild_lock(self) -> AbstractAsyncContextManager[bool]:
+        """Held during a rebuild; yields False when another process holds it."""
+        ...
+
+
+def ranked(standings: list[Standing], offset: int) -> list[RankedEntry]:
+    return [
+        RankedEntry(offset + i + 1, s.user_id, s.display_name, s.score)
+        for i, s in enumerate(standings)
+    ]
+
+
+def resume_cancel() -> None:
+    """Re-raise a cancellation a Redis client call swallowed (see `backends.resume_cancel`)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+@contextlib.asynccontextmanager
+async def _own_lock() -> AsyncIterator[bool]:
+    yield True
+
+
+class IndexKeeper:
+    """Keeps one process's view of the rank index: `ok` says whether reads may use it."""
+
+    def __init__(
+        self,
+        store: Store,
+        index: RankIndex,
+        *,
+        check_seconds: float = 0.5,
+        on_new_index: Callable[[bool], Awaitable[None]] | None = None,
+    ) -> None:
+        """`on_new_index(here)` runs after a new index landed: rebuilt here (True) or by
+        another process whose rebuild this one joined (False)."""
+        self._store = store
+        self._index = index
+        self._shared = index if isinstance(index, SharedIndex) else None
+        self.check_seconds = check_seconds
+        self._on_new_index = on_new_index
+        self.ok = False  # False until a rebuild succeeds; reads then go to SQL
+        self._rebuilding = False  # this process is rebuilding
+        self._joined: bool | None = None  # another process is: were we healthy before?
+        self._deferred: dict[str, tuple[Standing, int]] = {}
+        self._deferred_removals: set[str] = set()
+        self._overflow = False
+        self._generation: str | None = None  # the marker of the index we trust
+        self._last_clean: float | None = None  # start of the last poll that saw no rebuild
+        self._fresh = True  # nothing committed through this process yet
+        self._local_lock = asyncio.Lock()
+        self._retry_at = 0.0
+        self._failures = 0
+
+    @property
+    def grace(self) -> float:
+        """How long a rebuilder waits, lock held, before reading the store (module doc)."""
+        return 3 * self.check_seconds if self._shared is not None else 0.0
+
+    def broken(self, reason: str) -> None:
+        """The index cannot be trusted: read from SQL and rebuild."""
+        if self.ok:
+            log.warning("rank index unusable (%s); reading from the database until rebuilt", reason)
+        self.ok = False
+        if self._joined:
+            self._joined = False
+
+    # -- updates, after commit -----------------------------------------------------------------
+    async def update(self, standing: Standing, version: int) -> None:
+        """Apply a committed standing, or defer it while the index is unusable. Never raises."""
+        self._fresh = False
+        if not self.ok:
+            self._defer(standing, version)
+            return
+        try:
+            await self._index.apply(standing, version)
+        except Exception as exc:
+            self.broken(f"update failed: {exc!r}")
+            self._defer(standing, version)
+
+    async def remove(self, user_id: str) -> None:
+        """Take a deleted user off the index, or remember to. Never raises."""
+        self._fresh = False
+        if not self.ok:
+            self._deferred.pop(user_id, None)
+            self._deferred_removals.add(user_id)
+            return
+        try:
+            await self._index.remove(user_id)
+        except Exception as exc:
+            self.broken(f"removal failed: {exc!r}")
+            self._deferred_removals.add(user_id)
+
+    def _defer(self, standing: Standing, version: int) -> None:
+        held = self._deferred.pop(standing.user_id, None)
+        if held is not None and version and held[1] >= version:
+            standing, version = held
+        self._deferred[standing.user_id] = (standing, version)
+        if len(self._deferred) > MAX_DEFERRED:
+            self._deferred.clear()
+            self._overflow = True
+
+    async def _flush(self) -> None:
+        """Apply what was deferred (and what gets deferred meanwhile) to the index."""
+        while self._deferred or self._deferred_removals:
+            batch, self._deferred = self._deferred, {}
+            removals, self._deferred_removals = self._deferred_removals, set()
+            try:
+                for user_id, (standing, version) in batch.items():
+                    if user_id not in removals:
+                        await self._index.apply(standing, version)
+                for user_id in removals:
+                    await self._index.remove(user_id)
+            except BaseException:
+                self._deferred_removals |= removals
+                raise
+
+    # -- upkeep --------------------------------------------------------------------------------
+    async def maintain(self, *, full: bool = False) -> None:
+        """One step: watch the shared index, rebuild when broken, and (`full`) compare the
+        index with the store. Failures are logged and retried with backoff."""
+        await self._watch()
+        if self._rebuilding or self._joined is not None or time.monotonic() < self._retry_at:
+            return
+        try:
+            if self.ok and full and not await self._agrees_with_store():
+                self.broken("it disagrees with the database")
+            if not self.ok:
+                await self.rebuild()
+        except Exception as exc:
+            self._failures += 1
+            delay = min(MAX_BACKOFF, self.check_seconds * 2**self._failures)
+            self._retry_at = time.monotonic() + delay
+            level = logging.WARNING if self._failures == 1 else logging.DEBUG
+            log.log(level, "index upkeep failed (%r); retrying in %.1fs", exc, delay)
+        else:
+            self._failures = 0
+
+    async def rebuild(self, on_page: Callable[[int], None] | None = None) -> int | None:
+        """Rebuild the index from the store; reads use SQL until it is complete. Returns the
+        number of users indexed, or None when another process is rebuilding it."""
+        async with self._local_lock:
+            lock = self._shared.rebuild_lock() if self._shared is not None else _own_lock()
+            async with lock as acquired:
+                if not acquired:
+                    return None
+                self._rebuilding, self.ok = True, False
+                try:
+                    count = await self._rebuild(on_page)
+                finally:
+                    self._rebuilding = False
+        log.info("rank index rebuilt: %d users", count)
+        if self._on_new_index is not None:
+            await self._on_new_index(True)
+        return count
+
+    async def _rebuild(self, on_page: Callable[[int], None] | None) -> int:
+        await asyncio.sleep(self.grace)
+        # Everything deferred so far was committed before the store is read below.
+        self._deferred.clear()
+        self._overflow = False
+        count = await self._index.replace_all(self._pages(on_page))
+        generation = (await self._shared.state())[0] if self._shared is not None else None
+        await self._flush()
+        self._generation = generation
+        self.ok = not self._overflow
+        return count
+
+    async def _pages(self, on_page: Callable[[int], None] | None) -> AsyncIterator[list[Standing]]:
+        async for page in self._store.iter_standings(page_size=1000):
+            if on_page is not None:
+                on_page(len(page))
+            yield page
+
+    async def _watch(self) -> None:
+        """Poll the shared index: join a rebuild by another process, notice a lost index."""
+        if self._shared is None or self._rebuilding:
+            return
+        started = time.monotonic()
+        try:
+            marker, locked = await self._shared.state()
+        except Exception as exc:
+            self.broken(f"cannot reach it: {exc!r}")
+            self._last_clean = None
+            return
+        if locked:
+            if self._joined is None:
+                self._join()
+            self._last_clean = None
+            return
+        self._last_clean = started
+        if self._joined is not None:
+            await self._joined_rebuild_ended(marker)
+        elif marker is None:
+            self.broken("its generation marker is missing: the index was lost")
+        elif self.ok and marker != self._generation:
+            self.broken("it was rebuilt by another process without this one noticing")
+
+    def _join(self) -> None:
+        # In time only if the previous poll saw no rebuild less than `grace` ago (the lock
+        # was taken after it): nothing this process committed since was read by the rebuild.
+        margin = 0.1 * self.grace
+        clean = self._last_clean is not None and time.monotonic() - self._last_clean < (
+            self.grace - margin
+        )
+        if not (self._fresh or clean):
+            self.broken("another process started a rebuild this one noticed too late")
+            return
+        log.info("rank index: another process is rebuilding it; deferring updates")
+        self._joined = self.ok
+        self.ok = False
+        self._deferred.clear()
+        self._overflow = False
+
+    async def _joined_rebuild_ended(self, marker: str | None) -> None:
+        was_ok, self._joined = self._joined, None
+        landed = marker is not None and marker != self._generation
+        try:
+            await self._flush()
+        except Exception as exc:
+            self.broken(f"update failed: {exc!r}")
+            return
+        # A rebuild that did not land left the old index, valid only if it was before.
+        self.ok = (landed or bool(was_ok)) and not self._overflow
+        if landed:
+            self._generation = marker
+            if self._on_new_index is not None:
+                await self._on_new_index(False)
+
+    async def _agrees_with_store(self) -> bool:
+        """Cheap divergence check: same count and same top entries as SQL. The index trails
+        the store by the updates in flight, so it may match the store read before or after
+        it, and a few attempts are made before calling it diverged."""
+        for attempt in range(3):
+            before = await self._store.standings_page(COMPARED, 0)
+            try:
+                indexed = (await self._index.count(), await self._index.top(COMPARED))
+            except Exception:
+                return False
+            after = await self._store.standings_page(COMPARED, 0)
+            views = [(total, ranked(standings, 0)) for standings, total in (before, after)]
+            if indexed in views:
+                return True
+            await asyncio.sleep(0.05 * (attempt + 1))
+        return False

@@ -1,0 +1,190 @@
+"""Fixtures of the scaled-mode tests: real `scoreboard serve` processes on PostgreSQL + Redis,
+TCP proxies the tests own in front of either, and a throwaway redis-server to restart.
+
+Servers are started from a thread (`await start(...)`), so that a proxy running in the test's
+event loop keeps forwarding while the server connects through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from tests.conftest import free_port
+from tests.e2e.server import ServerProcess
+from tests.proxy import TcpProxy
+
+from scoreboard.domain.ranking import RankedEntry
+from scoreboard.store.migrate import run_migrations
+from scoreboard.store.sql import SqlStore
+
+SECRET = "scaled-tests-secret-" + "x" * 32
+
+# Quick upkeep and short timeouts, so that faults show and heal within a test's patience.
+SCALED_ENV = {
+    "SCOREBOARD_RATE_LIMIT_SCORE": "100000/minute",
+    "SCOREBOARD_RATE_LIMIT_LOGIN": "100000/minute",
+    "SCOREBOARD_RATE_LIMIT_REGISTER": "100000/minute",
+    "SCOREBOARD_WS_TICK_MS": "20",
+    "SCOREBOARD_INDEX_CHECK_SECONDS": "0.1",
+    "SCOREBOARD_JWT_SECRET": SECRET,
+}
+
+Start = Callable[..., Awaitable[ServerProcess]]
+
+
+def via(url: str, proxy: TcpProxy) -> str:
+    """`url` with its host and port replaced by the proxy's."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"{proxy.host}:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+def upstream(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+@pytest.fixture
+async def pg_proxy(fresh_pg_url: str) -> AsyncIterator[TcpProxy]:
+    async with TcpProxy(*upstream(fresh_pg_url, 5432)) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def redis_proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
+    async with TcpProxy(*upstream(redis_url, 6379)) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def env(fresh_pg_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    """Scaled mode on a fresh database and a key prefix of this test's own."""
+    return {
+        **SCALED_ENV,
+        "SCOREBOARD_DATABASE_URL": fresh_pg_url,
+        "SCOREBOARD_REDIS_URL": redis_url,
+        "SCOREBOARD_REDIS_PREFIX": redis_prefix,
+    }
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Start]:
+    """`await start(env, name="a")`: a ready `scoreboard serve`; stopped after the test."""
+    started: list[ServerProcess] = []
+
+    async def factory(
+        env: dict[str, str], name: str = "srv", *, ready: bool = True, port: int | None = None
+    ) -> ServerProcess:
+        values = {"SCOREBOARD_DATA_DIR": str(tmp_path / "data"), **env}
+        server = ServerProcess(tmp_path / name, values, port=port)
+        started.append(server)
+        if ready:
+            return await asyncio.to_thread(server.start)
+        await asyncio.to_thread(_spawn, server)
+        return server
+
+    yield factory
+    for server in started:
+        await asyncio.to_thread(server.stop)
+
+
+def _spawn(server: ServerProcess) -> None:
+    """Start without waiting for readiness (a backend may be down on purpose)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
+    env.update(server.env)
+    exe = Path(sys.executable).with_name("scoreboard")
+    cmd = [str(exe), "serve", "--port", str(server.port), "--log-level", "warning"]
+    server.workdir.mkdir(parents=True, exist_ok=True)
+    with open(server.log_path, "ab") as log:
+        server.proc = subprocess.Popen(
+            cmd, cwd=server.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+class ThrowawayRedis:
+    """A redis-server of our own on a free port, without persistence: restarting it loses
+    every key, as a Redis without persistence does when it restarts."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while (
+            subprocess.run(
+                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
+            ).stdout.strip()
+            != b"PONG"
+        ):
+            assert time.monotonic() < deadline, "throwaway redis-server did not start"
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server / redis-cli not on PATH")
+    server = ThrowawayRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+async def sql_board(database_url: str, limit: int = 100) -> tuple[list[RankedEntry], int]:
+    """The board as SQL ranks it (the truth the index must equal)."""
+    store = await SqlStore.open(database_url)
+    try:
+        standings, total = await store.standings_page(limit, 0)
+    finally:
+        await store.close()
+    ranked = [
+        RankedEntry(i + 1, s.user_id, s.display_name, s.score) for i, s in enumerate(standings)
+    ]
+    return ranked, total
+
+
+async def event_ids(database_url: str) -> set[int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return {row[0] for row in await conn.fetch("SELECT id FROM score_events")}
+    finally:
+        await conn.close()
+
+
+async def migrated(database_url: str) -> str:
+    await run_migrations(database_url)
+    return database_url
+
+
+def board_items(body: dict[str, Any]) -> list[RankedEntry]:
+    return [RankedEntry(**item) for item in body["items"]]
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
