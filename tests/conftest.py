@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from tests.throwaway import ThrowawayRedis
 
 PG_ADMIN_URL = os.environ.get("SCOREBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SCOREBOARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -119,3 +121,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    """A redis-server of the test's own on a free port, started; killed after the test."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        reason = "redis-server / redis-cli not on PATH"
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: tests needing it must not skip)")
+        pytest.skip(reason)
+    server = ThrowawayRedis(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from tests.conftest import free_port
 from tests.e2e.server import ServerProcess
 from tests.proxy import TcpProxy
 
@@ -111,47 +108,6 @@ def _spawn(server: ServerProcess) -> None:
         server.proc = subprocess.Popen(
             cmd, cwd=server.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-
-
-class ThrowawayRedis:
-    """A redis-server of our own on a free port, without persistence: restarting it loses
-    every key, as a Redis without persistence does when it restarts."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
-            ).stdout.strip()
-            != b"PONG"
-        ):
-            assert time.monotonic() < deadline, "throwaway redis-server did not start"
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
-
-
-@pytest.fixture
-def throwaway_redis() -> Iterator[ThrowawayRedis]:
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.skip("redis-server / redis-cli not on PATH")
-    server = ThrowawayRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 async def sql_board(database_url: str, limit: int = 100) -> tuple[list[RankedEntry], int]:

@@ -25,10 +25,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from tests.e2e.client import LiveClient, new_user
 from tests.proxy import TcpProxy
+from tests.throwaway import ThrowawayRedis
 
 from scoreboard.backends import SharedRedisIndex
 
-from .conftest import Start, ThrowawayRedis, board_items, event_ids, sql_board, via
+from .conftest import Start, board_items, event_ids, sql_board, via
 
 pytestmark = pytest.mark.e2e
 log = logging.getLogger(__name__)
