@@ -7,17 +7,15 @@ broker and Redis, or with a throwaway `redis-server` the test starts and kills.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from tests.proxy import TcpProxy
+from tests.throwaway import ThrowawayRedis
 
-from conftest import free_port
-from proxy import TcpProxy
 from scoreboard.realtime.redis import RedisBroker
 
 FAST = {"connect_timeout": 0.5, "ping_interval": 0.3}  # fault tests: detect a dead link fast
@@ -58,46 +56,6 @@ async def running(
         yield broker, inbox
     finally:
         await broker.close()
-
-
-class ThrowawayRedis:
-    """A redis-server of our own on a free port, without persistence, to kill and restart."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
-            ).stdout.strip()
-            != b"PONG"
-        ):
-            assert time.monotonic() < deadline, "throwaway redis-server did not start"
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
-
-
-@pytest.fixture
-def throwaway_redis() -> Iterator[ThrowawayRedis]:
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.skip("redis-server / redis-cli not on PATH")
-    server = ThrowawayRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture
@@ -175,6 +133,24 @@ async def test_cut_connection_reconnects_resyncs_and_delivers_again(
         await inbox.wait_resync()
         await pub.publish(b"and again")
         assert await inbox.next() == b"and again"
+
+
+async def test_a_publish_that_works_again_ends_the_reconnect_backoff(
+    redis_url: str, redis_prefix: str, proxy: TcpProxy
+) -> None:
+    """Backoff of 30 s: without the publish cutting it short, no resync would come in time."""
+    slow = {**FAST, "backoff_initial": 30.0, "backoff_max": 30.0}
+    async with running(proxied(redis_url, proxy), redis_prefix + "e", **slow) as (b, inbox):
+        await proxy.refuse()
+        await asyncio.sleep(0.4)  # the subscription fails and waits out its (long) backoff
+        assert not b.connected
+        await proxy.restore()
+        await asyncio.sleep(0.3)
+        assert not b.connected  # still waiting: restoring alone does not end the backoff
+        await b.publish(b"lost while unsubscribed")  # succeeds: Redis is back
+        await inbox.wait_resync()  # so the subscriber reconnects now and the clients resync
+        await b.publish(b"next")
+        assert await inbox.next() == b"next"
 
 
 async def test_black_holed_link_is_detected_and_publish_stays_bounded(

@@ -60,8 +60,9 @@ class Broker(Protocol):
 
     async def start(self, on_message: MessageHandler, on_resync: ResyncHandler) -> None: ...
 
-    async def publish(self, message: bytes) -> None:
-        """Best effort: never raises for a transport failure (it is logged)."""
+    async def publish(self, message: bytes) -> bool:
+        """Best effort: never raises for a transport failure (it is logged). Returns whether
+        the message was handed to the transport, so a caller may try a notice again later."""
         ...
 
     async def close(self) -> None: ...

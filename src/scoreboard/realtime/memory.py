@@ -108,9 +108,10 @@ class MemoryBroker:
     async def start(self, on_message: MessageHandler, on_resync: ResyncHandler) -> None:
         self._handler = on_message
 
-    async def publish(self, message: bytes) -> None:
+    async def publish(self, message: bytes) -> bool:
         if self._handler is not None:
             await self._handler(message)
+        return True
 
     async def close(self) -> None:
         self._handler = None

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from scoreboard.realtime.base import MessageHandler, ResyncHandler
@@ -34,7 +35,10 @@ class RedisBroker:
     - `publish_timeout`: bound of one `publish`; a failure is logged and swallowed.
     - `connect_timeout`: bound of connecting + subscribing, and how long `start` waits for
       the first subscription before returning anyway (the supervisor keeps trying).
-    - `backoff_initial` .. `backoff_max`: reconnect delay, doubling, with jitter.
+    - `backoff_initial` .. `backoff_max`: reconnect delay, doubling, with jitter. A publish
+      that succeeds while the subscriber waits out its delay ends the wait: Redis is back, so
+      the subscriber reconnects (and resyncs the clients) at once instead of up to
+      `backoff_max` later, missing the live updates of that interval.
     - `ping_interval`: when the subscription has been silent this long, a PING is sent; no
       reply within another `ping_interval` means a dead (e.g. half-open) connection.
 
@@ -78,6 +82,7 @@ class RedisBroker:
         self._publish_failing = False
         self._subscribed = False
         self._closed = False
+        self._wake = asyncio.Event()
 
     @property
     def connected(self) -> bool:
@@ -102,22 +107,33 @@ class RedisBroker:
         finally:
             self._starting = False
 
-    async def publish(self, message: bytes) -> None:
-        """Best effort, bounded by `publish_timeout`: never raises for a transport failure."""
+    async def publish(self, message: bytes) -> bool:
+        """Best effort, bounded by `publish_timeout`: never raises for a transport failure.
+
+        A connection the pool kept from before a Redis restart fails on first use: that one
+        failure is retried at once on a fresh connection (a duplicate notice is harmless, a
+        lost one is not). Returns whether Redis took the message.
+        """
         if self._closed:
-            return
+            return False
         try:
             async with asyncio.timeout(self._publish_timeout):
-                await self._client.publish(self._channel, message)
+                try:
+                    await self._client.publish(self._channel, message)
+                except (ConnectionError, RedisConnectionError):
+                    await self._client.publish(self._channel, message)
         except (RedisError, OSError, TimeoutError) as exc:
             # The first failure of a run is a warning; the rest would flood the log.
             level = logging.DEBUG if self._publish_failing else logging.WARNING
             log.log(level, "redis broker: publish to %s failed: %r", self._channel, exc)
             self._publish_failing = True
-        else:
-            if self._publish_failing:
-                log.info("redis broker: publish to %s works again", self._channel)
-            self._publish_failing = False
+            return False
+        if self._publish_failing:
+            log.info("redis broker: publish to %s works again", self._channel)
+        self._publish_failing = False
+        if not self._subscribed:
+            self._wake.set()  # Redis answers: cut the subscriber's backoff short
+        return True
 
     async def close(self) -> None:
         """Cancel the subscriber, close its connection, and the client if the broker owns it."""
@@ -154,7 +170,13 @@ class RedisBroker:
                     exc,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                await self._backoff_sleep(delay)
+
+    async def _backoff_sleep(self, delay: float) -> None:
+        """Sleep `delay` seconds, or less if a successful publish shows Redis is back."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, capped."""

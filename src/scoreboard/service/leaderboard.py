@@ -150,22 +150,35 @@ class LeaderboardService:
             self._pending.add(scope)
             self._wake.set()
             return
-        await self._publish(scope)
+        await self._publish(scope)  # not started (tools, tests): once, best effort
 
-    async def _publish(self, scope: str) -> None:
+    async def _publish(self, scope: str) -> bool:
         try:
-            await self._broker.publish(orjson.dumps({"type": "changed", "scope": scope}))
+            return await self._broker.publish(orjson.dumps({"type": "changed", "scope": scope}))
         except Exception:
-            log.exception("publish failed; clients resync on the next change")
+            log.exception("publish of a change notice failed")
+            return False
 
     async def _publish_loop(self) -> None:
+        """Send pending notices; one that fails stays pending and is tried again with backoff
+        (0.1 s doubling to 2 s), so no process's clients miss a change once the broker is
+        back. Notices are idempotent: a new change meanwhile merges with the pending one."""
+        delay = 0.0
         while True:
-            await self._wake.wait()
+            if delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+            else:
+                await self._wake.wait()
             self._wake.clear()
             scopes, self._pending = self._pending, set()
-            for scope in scopes:
-                await self._publish(scope)
+            failed = {scope for scope in scopes if not await self._publish(scope)}
             resume_cancel()
+            if failed:
+                self._pending |= failed  # tried again after `delay`, or with the next change
+                delay = min(2.0, max(0.1, delay * 2))
+            else:
+                delay = 0.0
 
     def changed_elsewhere(self, message: bytes) -> None:
         """A change notice from the broker (any process): the cached top is stale."""

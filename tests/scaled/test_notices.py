@@ -1,0 +1,49 @@
+"""Change notices survive a broker outage: a notice whose publish failed is sent again once
+Redis answers, so other processes' clients see the change without waiting for another one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from tests.proxy import TcpProxy
+
+from scoreboard.realtime.memory import MemoryRankIndex
+from scoreboard.realtime.redis import RedisBroker
+from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.store.sql import SqlStore
+
+from .conftest import upstream, via
+
+
+async def test_a_failed_notice_is_sent_again_when_redis_answers(
+    redis_url: str, redis_prefix: str, sqlite_url: str
+) -> None:
+    channel = redis_prefix + "events"
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def nothing() -> None:
+        return None
+
+    async with TcpProxy(*upstream(redis_url, 6379)) as proxy:
+        writer = RedisBroker(via(redis_url, proxy), channel, publish_timeout=0.5)
+        other = RedisBroker(redis_url, channel)  # another process's subscriber, not cut off
+        store = await SqlStore.open(sqlite_url)
+        board = LeaderboardService(store, MemoryRankIndex(), writer)
+        await writer.start(lambda m: asyncio.sleep(0), nothing)
+        await other.start(received.put, nothing)
+        board.start()
+        try:
+            await proxy.refuse()
+            await board.publish_change("global")  # a committed change; its notice fails
+            await asyncio.sleep(0.5)
+            assert received.empty()
+            await proxy.restore()  # no further change: only the retry can deliver it
+            async with asyncio.timeout(5):
+                notice = await received.get()
+            assert orjson.loads(notice) == {"type": "changed", "scope": "global"}
+        finally:
+            await board.close()
+            await writer.close()
+            await other.close()
+            await store.close()
