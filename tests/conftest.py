@@ -46,6 +46,17 @@ def require_service(name: str, url: str, default_port: int) -> None:
     pytest.skip(reason)
 
 
+def require_commands(*names: str) -> None:
+    """Skip (fail under CI=true) unless every named program is on PATH."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    reason = f"not on PATH: {', '.join(missing)}"
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: tests needing it must not skip)")
+    pytest.skip(reason)
+
+
 async def _pg_admin(sql: str) -> None:
     import asyncpg
 
@@ -126,11 +137,7 @@ def free_port() -> int:
 @pytest.fixture
 def throwaway_redis() -> Iterator[ThrowawayRedis]:
     """A redis-server of the test's own on a free port, started; killed after the test."""
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        reason = "redis-server / redis-cli not on PATH"
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: tests needing it must not skip)")
-        pytest.skip(reason)
+    require_commands("redis-server", "redis-cli")
     server = ThrowawayRedis(free_port())
     server.start()
     try:

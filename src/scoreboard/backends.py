@@ -197,7 +197,7 @@ class SharedRedisIndex:
     def __init__(self, client: aioredis.Redis, prefix: str, board: str = "global") -> None:
         from scoreboard.realtime.redis_index import _ENTRY, _RANGE, RedisRankIndex
 
-        self._inner = RedisRankIndex(client, prefix, board)
+        self._inner = RedisRankIndex(client, prefix, board, rank_needs_marker=True)
         self._client = client
         base = f"{prefix}rank:{{{board}}}"
         self._z, self._m, self._n = (f"{base}:{s}" for s in ("z", "m", "n"))
@@ -212,9 +212,12 @@ class SharedRedisIndex:
         resume_cancel()
         return count
 
-    async def apply(self, standing: Standing, version: int) -> None:
-        await self._inner.apply(standing, version)
+    async def apply(self, standing: Standing, version: int) -> int | None:
+        """As `RedisRankIndex.apply`; the rank is None when the index was lost (checked in
+        the same round trip), as the checked reads refuse to answer then."""
+        rank = await self._inner.apply(standing, version)
         resume_cancel()
+        return rank
 
     async def remove(self, user_id: str) -> None:
         await self._inner.remove(user_id)

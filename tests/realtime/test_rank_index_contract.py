@@ -117,6 +117,19 @@ async def test_versions_beyond_double_precision(index: RankIndex) -> None:
     assert (await index.entry_of("u")) == RankedEntry(1, "u", "name-u", 6)
 
 
+async def test_apply_returns_the_rank_it_leaves(index: RankIndex) -> None:
+    for i, standing in enumerate(TIES):
+        rank = await index.apply(standing, 1)
+        expected = next(e.rank for e in rank_all(TIES[: i + 1]) if e.user_id == standing.user_id)
+        assert rank == expected
+        held = await index.entry_of(standing.user_id)
+        assert held is not None and held.rank == rank
+    assert await index.apply(st("low", 12, 0), 2) == 1  # moves to the top
+    assert await index.apply(st("low", 0, 0), 1) == 1  # stale: ignored, the held rank
+    await index.remove("low")
+    assert await index.apply(st("low", 50, 0), 3) is None  # removed users stay out
+
+
 async def test_remove_then_late_apply_is_ignored(index: RankIndex) -> None:
     await load(index, [st("a", 3), st("b", 2), st("c", 1)])
     await index.remove("b")

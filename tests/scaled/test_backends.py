@@ -4,13 +4,13 @@ index, broker and rate limiter; a wrong scheme is refused."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import require_commands
 
 from scoreboard.backends import FailOpenLimiter, SharedRedisIndex, limits_uri, open_backends
 from scoreboard.config import Settings
@@ -31,8 +31,7 @@ def settings(tmp_path: Path, redis_url: str, prefix: str = "sbtest:backends:") -
 @pytest.fixture
 def unix_redis(tmp_path: Path) -> Iterator[str]:
     """A throwaway redis-server listening on a Unix socket only."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not on PATH")
+    require_commands("redis-server")
     sock = tmp_path / "redis.sock"
     command = ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", ""]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)

@@ -57,13 +57,13 @@ class MemoryRankIndex:
         self._board = board
         return len(board.keys)
 
-    async def apply(self, standing: Standing, version: int) -> None:
+    async def apply(self, standing: Standing, version: int) -> int | None:
         if standing.user_id in self._removed:
-            return
+            return None
         held = self._board.versions.get(standing.user_id)
-        if held is not None and version and held >= version:
-            return
-        self._board.put(standing, version)
+        if not (held is not None and version and held >= version):
+            self._board.put(standing, version)
+        return int(self._board.ordered.index(self._board.keys[standing.user_id])) + 1
 
     async def remove(self, user_id: str) -> None:
         self._removed.add(user_id)

@@ -49,21 +49,30 @@ _STAGING_TTL = 3600  # seconds: temporary keys of a crashed rebuild expire on th
 
 # Versions are non-negative decimal strings without leading zeros, compared by length first:
 # Lua numbers are doubles and would round versions above 2**53.
+# Returns the user's rank afterwards (applied or not), 0 when not on the board, and -1 when
+# ARGV[5] == '1' asks for the generation marker (KEYS[8]) and it is gone: a rank from a lost,
+# partly refilled index would be wrong.
 _APPLY = """
 local uid, version = ARGV[1], ARGV[4]
 if redis.call('SISMEMBER', KEYS[5], uid) == 1 then return 0 end
+local newer = true
 if version ~= '0' then
   local held = redis.call('HGET', KEYS[4], uid)
-  if held and (#held > #version or (#held == #version and held >= version)) then return 0 end
+  newer = not (held and (#held > #version or (#held == #version and held >= version)))
 end
-local old = redis.call('HGET', KEYS[2], uid)
-if old then redis.call('ZREM', KEYS[1], old) end
-redis.call('ZADD', KEYS[1], 0, ARGV[2])
-redis.call('HSET', KEYS[2], uid, ARGV[2])
-redis.call('HSET', KEYS[3], uid, ARGV[3])
-redis.call('HSET', KEYS[4], uid, version)
-if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[7], uid) end
-return 1
+if newer then
+  local old = redis.call('HGET', KEYS[2], uid)
+  if old then redis.call('ZREM', KEYS[1], old) end
+  redis.call('ZADD', KEYS[1], 0, ARGV[2])
+  redis.call('HSET', KEYS[2], uid, ARGV[2])
+  redis.call('HSET', KEYS[3], uid, ARGV[3])
+  redis.call('HSET', KEYS[4], uid, version)
+  if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[7], uid) end
+end
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[8]) == 0 then return -1 end
+local member = redis.call('HGET', KEYS[2], uid)
+if not member then return 0 end
+return redis.call('ZRANK', KEYS[1], member) + 1
 """
 
 _REMOVE = """
@@ -173,8 +182,16 @@ class RedisRankIndex:
     `decode_responses`.
     """
 
-    def __init__(self, client: aioredis.Redis, prefix: str, board: str = "global") -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        board: str = "global",
+        *,
+        rank_needs_marker: bool = False,
+    ) -> None:
         self._client = client
+        self._rank_needs_marker = "1" if rank_needs_marker else "0"
         base = f"{prefix}rank:{{{board}}}"
         self._base = base
         self._z, self._m, self._n, self._v = (f"{base}:{s}" for s in ("z", "m", "n", "v"))
@@ -189,15 +206,21 @@ class RedisRankIndex:
         self._stage = client.register_script(_STAGE)
         self._swap = client.register_script(_SWAP)
 
-    async def apply(self, standing: Standing, version: int) -> None:
+    async def apply(self, standing: Standing, version: int) -> int | None:
         """Set the user's standing unless they were removed or `version` is not newer than
-        the one held; version 0 means unversioned and always applies (as in memory)."""
+        the one held; version 0 means unversioned and always applies (as in memory).
+
+        One round trip, which also returns the user's rank afterwards (None when they are not
+        on the board, or, with `rank_needs_marker`, when the generation marker is gone)."""
         if version < 0:
             raise ValueError(f"version must be >= 0: {version}")
         keys = [self._z, self._m, self._n, self._v, self._removed, self._rebuild, self._dirty]
+        keys.append(self._marker)
         member = encode_member(standing)
         args: list[str | bytes] = [standing.user_id, member, standing.display_name, str(version)]
-        await self._apply(keys=keys, args=args)
+        args.append(self._rank_needs_marker)
+        rank = int(await self._apply(keys=keys, args=args))
+        return rank if rank > 0 else None
 
     async def remove(self, user_id: str) -> None:
         """Drop the user and tombstone them: any later `apply` for them is ignored."""

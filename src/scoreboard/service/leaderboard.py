@@ -130,13 +130,16 @@ class LeaderboardService:
             await self.publish_change("global")
 
     # -- writes --------------------------------------------------------------------------------
-    async def committed(self, event: EventRecord) -> None:
-        """After commit: update the index and tell every process. Never raises."""
+    async def committed(self, event: EventRecord) -> int | None:
+        """After commit: update the index and tell every process. Never raises. Returns the
+        user's rank as the update left it (one index round trip for both), or None when the
+        index cannot tell; `rank_of` then asks the store."""
         # Before and after: a read racing the update must not be cached as fresh.
         self.cache.invalidate("global")
-        await self.keeper.update(event.standing(), event.version)
+        rank = await self.keeper.update(event.standing(), event.version)
         self.cache.invalidate("global")
         await self.publish_change("global")
+        return rank
 
     async def removed(self, user_id: str) -> None:
         """After a deletion is committed: take the user off the index. Never raises."""

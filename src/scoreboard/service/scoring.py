@@ -104,7 +104,7 @@ class ScoringService:
         if outcome.outcome is Outcome.USER_GONE or outcome.event is None:
             raise Unauthenticated("The user of this token no longer exists.")
         replayed = outcome.outcome is Outcome.REPLAYED
-        if not replayed:
-            await self._board.committed(outcome.event)
-        entry = await self._board.rank_of(outcome.event.user_id)
-        return ScoreResult(outcome.event, entry, replayed)
+        rank = None if replayed else await self._board.committed(outcome.event)
+        if rank is None:  # a replay (its current rank), or the index could not tell
+            rank = await self._board.rank_of(outcome.event.user_id)
+        return ScoreResult(outcome.event, rank, replayed)

@@ -115,17 +115,21 @@ class IndexKeeper:
             self._joined = False
 
     # -- updates, after commit -----------------------------------------------------------------
-    async def update(self, standing: Standing, version: int) -> None:
-        """Apply a committed standing, or defer it while the index is unusable. Never raises."""
+    async def update(self, standing: Standing, version: int) -> int | None:
+        """Apply a committed standing, or defer it while the index is unusable. Never raises.
+        Returns the user's rank from the index afterwards, or None when the index cannot be
+        trusted for it (deferred, failed, lost): the caller then asks the store."""
         self._fresh = False
         if not self.ok:
             self._defer(standing, version)
-            return
+            return None
         try:
-            await self._index.apply(standing, version)
+            rank = await self._index.apply(standing, version)
         except Exception as exc:
             self.broken(f"update failed: {exc!r}")
             self._defer(standing, version)
+            return None
+        return rank if self.ok else None
 
     async def remove(self, user_id: str) -> None:
         """Take a deleted user off the index, or remember to. Never raises."""
