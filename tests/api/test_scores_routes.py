@@ -181,6 +181,34 @@ async def test_malformed_bodies(api: Api, content: bytes, content_type: str) -> 
     assert await api.services.store.count_events() == 0
 
 
+async def test_invalid_json_names_the_body_and_the_place(api: Api) -> None:
+    _, headers = await api.user()
+    r = await api.client.post(
+        "/api/v1/scores/events",
+        content=b'{"action_type": ',
+        headers=headers | {"Content-Type": "application/json"},
+    )
+    error = r.json()["error"]
+    assert error["message"] == "The request body is not valid JSON."
+    [detail] = error["details"]
+    assert detail["field"] == "body"
+    assert detail["problem"].startswith("JSON decode error at character 16: ")
+
+
+async def test_json_sent_as_a_form_is_told_to_send_json(api: Api) -> None:
+    _, headers = await api.user()
+    r = await api.client.post(
+        "/api/v1/scores/events",
+        content=b'{"action_type": "TASK_COMPLETED"}',
+        headers=headers | {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "VALIDATION_FAILED"
+    assert "Content-Type: application/json" in error["message"]
+    assert await api.services.store.count_events() == 0
+
+
 async def test_huge_body_is_413_and_writes_nothing(api: Api) -> None:
     _, headers = await api.user()
     big = b'{"action_type": "TASK_COMPLETED", "pad": "' + b"x" * 20000 + b'"}'

@@ -77,8 +77,16 @@ def domain_response(error: e.DomainError) -> JSONResponse:
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     details = []
     for err in exc.errors():
+        problem = str(err.get("msg", ""))
+        if err.get("type") == "json_invalid":  # loc is ("body", character offset)
+            offset = err.get("loc", ("body", 0))[-1]
+            reason = (err.get("ctx") or {}).get("error", "")
+            details.append(
+                {"field": "body", "problem": f"{problem} at character {offset}: {reason}"}
+            )
+            continue
         loc = [str(part) for part in err.get("loc", ()) if part != "body"]
-        details.append({"field": ".".join(loc) or "body", "problem": str(err.get("msg", ""))})
+        details.append({"field": ".".join(loc) or "body", "problem": problem})
     return details
 
 
@@ -92,6 +100,12 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     details = _validation_details(exc)
     malformed = any(d["problem"].startswith("JSON decode error") for d in details)
     message = "The request body is not valid JSON." if malformed else "The request is not valid."
+    content_type = request.headers.get("content-type", "")
+    if "json" not in content_type.lower() and any(
+        tuple(err.get("loc", ())) == ("body",) for err in exc.errors()
+    ):  # a JSON body sent without its type (curl -d sends a form type) is not parsed: say why
+        got = f" (got {content_type[:60]!r})" if content_type else " (none was sent)"
+        message = f"Send the body as JSON with Content-Type: application/json{got}."
     return JSONResponse(error_body("VALIDATION_FAILED", message, details), status_code=400)
 
 
