@@ -23,9 +23,10 @@ from scoreboard.container import Services
 from scoreboard.domain.catalogue import Catalogue
 from scoreboard.metrics import Metrics
 from scoreboard.realtime.dialects import CanonicalDialect, DialectRegistry
-from scoreboard.realtime.dialects_compat import COMPAT_DIALECTS
+from scoreboard.realtime.dialects_compat import compat_dialects
 from scoreboard.realtime.hub import Hub
 from scoreboard.service.actions import ActionService
+from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -62,6 +63,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
     scoring = ScoringService(
         committer, board, catalogue, backends.limiter, settings.rate_limit_score
     )
+    avatars = AvatarCache(backends.store)
     hub = Hub(
         board.top,
         tick_seconds=settings.ws_tick_ms / 1000,
@@ -80,8 +82,9 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         scoring=scoring,
         identity=identity,
         hub=hub,
-        dialects=DialectRegistry([CanonicalDialect(), *COMPAT_DIALECTS]),
+        dialects=DialectRegistry([CanonicalDialect(), *compat_dialects(avatars.avatars)]),
         metrics=metrics,
+        avatars=avatars,
         redis_ping=backends.redis_ping,
         actions=ActionService(
             backends.store, scoring, catalogue, backends.limiter, settings.rate_limit_score

@@ -12,6 +12,7 @@ from scoreboard.realtime.base import Broker, RankIndex, RateLimiter
 from scoreboard.realtime.dialects import DialectRegistry
 from scoreboard.realtime.hub import Hub
 from scoreboard.service.actions import ActionService
+from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -34,5 +35,6 @@ class Services:
     hub: Hub
     dialects: DialectRegistry
     metrics: Metrics
+    avatars: AvatarCache
     redis_ping: object | None = None  # async callable; None when no Redis is configured
     actions: ActionService | None = None  # the action lifecycle (compatibility routes)

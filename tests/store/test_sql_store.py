@@ -81,6 +81,19 @@ async def test_create_and_get_user(store: SqlStore) -> None:
     assert await store.get_user_by_subject("nobody") is None
 
 
+async def test_get_users_in_one_call(store: SqlStore) -> None:
+    alice, bob, carol = await make_users(store, "alice", "bob", "carol")
+    assert await store.delete_user(carol.user_id)
+    found = await store.get_users([alice.user_id, bob.user_id, carol.user_id, "0" * 16])
+    assert found == {
+        alice.user_id: alice,
+        bob.user_id: bob,
+        carol.user_id: await store.get_user(carol.user_id),  # deleted ones included
+    }
+    assert not found[carol.user_id].active
+    assert await store.get_users([]) == {}
+
+
 async def test_username_and_subject_are_unique(store: SqlStore) -> None:
     await store.create_user("bob", None, "Bob", external_subject="iss|1")
     with pytest.raises(UsernameTaken) as caught:

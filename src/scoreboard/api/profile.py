@@ -65,6 +65,7 @@ async def update_profile(services: Services, user_id: str, body: ProfilePatchIn)
     user = await services.store.update_profile(
         user_id, display_name=name, avatar_url=body.avatar_url, region=body.region
     )
+    services.avatars.forget(user_id)
     return _found(user)
 
 

@@ -20,6 +20,12 @@ Items = Sequence[RankedEntry]
 class Dialect(Protocol):
     name: str
 
+    async def prepare(self, items: Items) -> None:
+        """Called by the hub once per pass (a fan-out, a resync, a new client), before it
+        encodes `items` for anyone: fetch what the messages need beyond the board, cached.
+        Must not raise. Most dialects need nothing (`BoardOnly`)."""
+        ...
+
     def snapshot(self, limit: int, items: Items, generated_at: str) -> list[str]:
         """Messages that give a newly (re)connected client the whole visible board."""
         ...
@@ -33,7 +39,14 @@ def _items(items: Items) -> list[dict[str, object]]:
     return [entry.as_dict() for entry in items]
 
 
-class CanonicalDialect:
+class BoardOnly:
+    """Base of the dialects that encode from the board's entries alone."""
+
+    async def prepare(self, items: Items) -> None:
+        return None
+
+
+class CanonicalDialect(BoardOnly):
     """`snapshot` then full-state `update` messages (API.md section 2)."""
 
     name = "canonical"

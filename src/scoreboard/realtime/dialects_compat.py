@@ -6,18 +6,22 @@ fields live and on a read.
 
 Names come from the board's entries: `username` (001, 004) and `handle` (003) are the user's
 display name (the public name on every board; it defaults to the username). The rank index
-holds no avatars, and the hub must not look anything up per message, so live 004 entries carry
-`avatar_url: null`; `GET /api/v1/leaderboard/top10` fills it in.
+holds no avatars: the 004 dialect gets them in its `prepare`, once per hub pass for the whole
+visible board, from an `AvatarSource` (`service.avatars.AvatarCache`: one store query for the
+users not cached, never raising), as `GET /api/v1/leaderboard/top10` does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 import orjson
 
 from scoreboard.domain.ranking import RankedEntry
-from scoreboard.realtime.dialects import Dialect, Items
+from scoreboard.realtime.dialects import BoardOnly, Dialect, Items
+
+AvatarSource = Callable[[Iterable[str]], Awaitable[dict[str, str | None]]]
 
 
 def epoch_ms(moment: str | datetime) -> int:
@@ -35,7 +39,7 @@ def top_score_entry(entry: RankedEntry) -> dict[str, object]:
     return {"userId": entry.user_id, "username": entry.display_name, "score": entry.score}
 
 
-class TopScoresDialect:
+class TopScoresDialect(BoardOnly):
     """`{"type":"top_scores_update","payload":[{userId, username, score}],"timestamp"}`, the
     whole top list in every message (the first one included)."""
 
@@ -59,7 +63,7 @@ def handle_entry(entry: RankedEntry) -> dict[str, object]:
     }
 
 
-class Seed003Dialect:
+class Seed003Dialect(BoardOnly):
     """`{"type":"snapshot","top":[{userId, handle, score, rank}]}` first; then, per change, one
     `{"type":"remove","userId"}` for each user who left the top list, followed by one
     `{"type":"update","userId","score","handle","rank"}` for each entry that is new or whose
@@ -104,8 +108,16 @@ class LeaderboardUpdateDialect:
 
     name = "leaderboard_update"
 
+    def __init__(self, avatars: AvatarSource | None = None) -> None:
+        self._source = avatars
+        self._avatars: dict[str, str | None] = {}
+
+    async def prepare(self, items: Items) -> None:
+        if self._source is not None:
+            self._avatars = await self._source(entry.user_id for entry in items)
+
     def snapshot(self, limit: int, items: Items, generated_at: str) -> list[str]:
-        board = [leaderboard_entry(entry) for entry in items]
+        board = [leaderboard_entry(entry, self._avatars.get(entry.user_id)) for entry in items]
         message = {
             "type": self.name,
             "data": {"leaderboard": board},
@@ -117,4 +129,6 @@ class LeaderboardUpdateDialect:
         return self.snapshot(limit, items, generated_at)
 
 
-COMPAT_DIALECTS: list[Dialect] = [TopScoresDialect(), Seed003Dialect(), LeaderboardUpdateDialect()]
+def compat_dialects(avatars: AvatarSource | None = None) -> list[Dialect]:
+    """The dialects of specifications 001, 003 and 004 (004's avatars from `avatars`)."""
+    return [TopScoresDialect(), Seed003Dialect(), LeaderboardUpdateDialect(avatars)]

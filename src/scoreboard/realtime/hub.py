@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -118,6 +118,7 @@ class Hub:
         sub = Subscriber(scope, limit, dialect, asyncio.Queue(self._queue_size))
         async with self._lock:
             items = tuple(await self._top(scope, limit))
+            await dialect.prepare(items)
             for message in dialect.snapshot(limit, items, now_rfc3339()):
                 sub.offer(message)
             sub.last = items
@@ -149,6 +150,7 @@ class Hub:
                 if not subs:
                     continue
                 top = await self._top(scope, max(s.limit for s in subs))
+                await _prepare(subs, top)
                 stamp = now_rfc3339()
                 for sub in list(subs):
                     items = tuple(top[: sub.limit])
@@ -178,6 +180,7 @@ class Hub:
             if not subs:
                 return
             top = await self._top(scope, max(s.limit for s in subs))
+            await _prepare(subs, top)
             stamp = now_rfc3339()
             encoded: dict[tuple[str, int, int], list[str]] = {}
             states: dict[int, tuple[RankedEntry, ...]] = {}
@@ -205,3 +208,9 @@ class Hub:
             self.detach(sub)
             if self._on_drop is not None:
                 self._on_drop()
+
+
+async def _prepare(subs: Iterable[Subscriber], top: Sequence[RankedEntry]) -> None:
+    """Each dialect in use prepares once for the pass (see `Dialect.prepare`)."""
+    for dialect in {id(sub.dialect): sub.dialect for sub in subs}.values():
+        await dialect.prepare(top)

@@ -113,6 +113,10 @@ class Store(Protocol):
         """The user (deleted ones included, see `UserRecord.active`), or None."""
         ...
 
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, UserRecord]:
+        """The users among `user_ids` that exist (deleted ones included), in one query."""
+        ...
+
     async def get_user_by_username(self, username: str) -> UserRecord | None:
         """Lookup by exact username, deleted ones included."""
         ...

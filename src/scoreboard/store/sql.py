@@ -116,6 +116,13 @@ class SqlStore:
             return await sql_users.find_user(conn, users.c.user_id == user_id)
 
     @unit_of_work
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, UserRecord]:
+        if not user_ids:
+            return {}
+        async with self._read() as conn:
+            return await sql_users.find_users(conn, users.c.user_id.in_(list(user_ids)))
+
+    @unit_of_work
     async def get_user_by_username(self, username: str) -> UserRecord | None:
         async with self._read() as conn:
             return await sql_users.find_user(conn, users.c.username == username)

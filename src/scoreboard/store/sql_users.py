@@ -67,6 +67,13 @@ async def find_user(conn: AsyncConnection, condition: sa.ColumnElement[bool]) ->
     return None if row is None else user_from_row(row)
 
 
+async def find_users(
+    conn: AsyncConnection, condition: sa.ColumnElement[bool]
+) -> dict[str, UserRecord]:
+    rows = (await conn.execute(sa.select(users).where(condition))).all()
+    return {record.user_id: record for record in map(user_from_row, rows)}
+
+
 async def update_profile(
     conn: AsyncConnection, user_id: str, changes: dict[str, Any]
 ) -> UserRecord | None:

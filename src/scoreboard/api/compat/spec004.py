@@ -6,7 +6,6 @@ message}}` (401 is `UNAUTHORIZED`). Timestamps are epoch milliseconds.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated
 
@@ -16,9 +15,7 @@ from pydantic import BaseModel, Field
 from scoreboard.api.compat.styles import Error004, documented, error_route, seed004_style
 from scoreboard.api.deps import PrincipalDep, ServicesDep
 from scoreboard.api.schemas import Strict
-from scoreboard.domain.ranking import RankedEntry
 from scoreboard.realtime.dialects_compat import epoch_ms, leaderboard_entry
-from scoreboard.store.base import Store
 
 router = APIRouter(
     tags=["compat: 004"], route_class=error_route(seed004_style), responses=documented(Error004)
@@ -72,11 +69,6 @@ def rank_change(before: int | None, after: int | None) -> int:
     return 0 if before is None or after is None else before - after
 
 
-async def avatars(store: Store, items: list[RankedEntry]) -> list[str | None]:
-    users = await asyncio.gather(*(store.get_user(entry.user_id) for entry in items))
-    return [(user.avatar_url or None) if user is not None else None for user in users]
-
-
 @router.post("/api/v1/scores/update", response_model=ScoreUpdate004Out)
 async def update_score(
     body: ScoreUpdate004In,
@@ -106,10 +98,10 @@ async def update_score(
 async def top10(services: ServicesDep) -> Top10Out:
     """004: the top 10 with names and avatars (public)."""
     page = await services.board.page("global", TOP, 0)
-    urls = await avatars(services.store, page.items)
+    urls = await services.avatars.avatars(entry.user_id for entry in page.items)
     board = [
-        LeaderboardEntry004.model_validate(leaderboard_entry(entry, url))
-        for entry, url in zip(page.items, urls, strict=True)
+        LeaderboardEntry004.model_validate(leaderboard_entry(entry, urls[entry.user_id]))
+        for entry in page.items
     ]
     data = Top10Data(
         leaderboard=board, last_updated=epoch_ms(page.generated_at), cache_ttl=CACHE_TTL
