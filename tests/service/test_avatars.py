@@ -3,9 +3,16 @@ this process's own profile changes, and the last known URLs while the store is d
 
 from __future__ import annotations
 
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from tests.proxy import TcpProxy
+
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.store.migrate import run_migrations
 from scoreboard.store.sql import SqlStore
+
+STORE_TIMEOUT = 2.0
 
 
 class Clock:
@@ -17,10 +24,14 @@ class Clock:
 
 
 async def test_cached_forgotten_expired_and_kept_while_the_store_is_down(
-    sqlite_url: str,
+    fresh_pg_url: str,
 ) -> None:
-    await run_migrations(sqlite_url)
-    store = await SqlStore.open(sqlite_url)
+    await run_migrations(fresh_pg_url)
+    parts = urlsplit(fresh_pg_url)
+    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    user = f"{parts.username}@" if parts.username else ""
+    proxied = urlunsplit(parts._replace(netloc=f"{user}{proxy.host}:{proxy.port}"))
+    store = await SqlStore.open(proxied, timeout=STORE_TIMEOUT)
     clock = Clock()
     cache = AvatarCache(store, ttl=5, clock=clock)
     try:
@@ -40,10 +51,20 @@ async def test_cached_forgotten_expired_and_kept_while_the_store_is_down(
         clock.now = 6  # another process changed it: seen once the entry is older than ttl
         assert (await cache.avatars(ids))[ann.user_id] == "https://a.example/new.png"
 
-        await store.close()  # the store cannot answer any more: the last known URLs stay
+        proxy.blackhole()  # the store cannot answer any more: the last known URLs stay
         clock.now = 20
+        started = time.monotonic()
         assert await cache.avatars(ids) == dict(
             zip(ids, ["https://a.example/new.png", "https://a.example/ben.png", None], strict=True)
         )
+        assert time.monotonic() - started >= STORE_TIMEOUT  # it did ask, and waited
+        cache.forget(ann.user_id)
+        started = time.monotonic()
+        assert (await cache.avatars(ids))[ann.user_id] is None
+        # Quiet after the failure: not asked again within ttl, so no second wait (a wait would
+        # take the whole timeout; the margin is for a slow machine).
+        assert time.monotonic() - started < STORE_TIMEOUT / 2
+        await proxy.restore()
     finally:
         await store.close()
+        await proxy.close()

@@ -4,7 +4,8 @@ top-10 route.
 The rank index holds names, not profiles, so avatars come from the store: one query for all the
 users of a board that are not cached, kept `ttl` seconds. A profile change made by this process
 is seen at once (`forget`); one made through another process within `ttl`. When the store cannot
-be reached, the last known URLs (or null) are used: an avatar never fails a read or a live update.
+be reached, the last known URLs (or null) are used, and the store is not asked again for `ttl`
+seconds: an avatar never fails a read, and an outage does not add a timeout to every live pass.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ class AvatarCache:
         self._clock = clock
         self._known: dict[str, tuple[str | None, float]] = {}  # user id -> (url, fetched at)
         self._failing = False
+        self._quiet_until = float("-inf")  # after a failure, do not ask the store before this
 
     async def avatars(self, user_ids: Iterable[str]) -> dict[str, str | None]:
         """`user_id -> avatar URL or None` for every id given. Never raises."""
         wanted = list(dict.fromkeys(user_ids))
         now = self._clock()
         stale = [u for u in wanted if u not in self._known or now - self._known[u][1] > self._ttl]
-        if stale:
+        if stale and now >= self._quiet_until:
             await self._fetch(stale, now)
         return {u: self._known[u][0] if u in self._known else None for u in wanted}
 
@@ -48,6 +50,7 @@ class AvatarCache:
             if not self._failing:
                 log.warning("avatars: cannot read profiles (%r); using the last known", exc)
             self._failing = True
+            self._quiet_until = self._clock() + self._ttl
             return
         self._failing = False
         for user_id in user_ids:
