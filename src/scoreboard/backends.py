@@ -223,6 +223,10 @@ class SharedRedisIndex:
         await self._inner.remove(user_id)
         resume_cancel()
 
+    async def rename(self, user_id: str, display_name: str) -> None:
+        await self._inner.rename(user_id, display_name)
+        resume_cancel()
+
     async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
         from scoreboard.realtime.redis_index import _entries
 

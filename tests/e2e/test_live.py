@@ -107,6 +107,26 @@ async def test_deleted_user_leaves_live_board(server: ServerProcess) -> None:
         await client.close()
 
 
+async def test_a_new_display_name_shows_live_at_once(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        user_id, token = await new_user(http)
+        auth = {"Authorization": f"Bearer {token}"}
+        await http.post(
+            "/api/v1/scores/events", json={"action_type": "TASK_COMPLETED"}, headers=auth
+        )
+        client = await LiveClient.open(f"{server.ws_url}/ws/leaderboard?token={token}")
+        await client.wait_for(lambda m: m["type"] == "snapshot")
+        r = await http.patch("/api/v1/users/me", json={"display_name": "Renamed Ü"}, headers=auth)
+        assert r.status_code == 200
+        update = await client.wait_for(lambda m: m["type"] == "update")
+        assert [(e["user_id"], e["display_name"]) for e in update["items"]] == [
+            (user_id, "Renamed Ü")
+        ]
+        board = (await http.get("/api/v1/leaderboard")).json()
+        assert board["items"] == update["items"]
+        await client.close()
+
+
 @pytest.mark.parametrize("query", ["", "?token=garbage", "?token=a.b.c"])
 async def test_bad_or_missing_token_closes_4401(server: ServerProcess, query: str) -> None:
     client = await LiveClient.open(f"{server.ws_url}/ws/leaderboard{query}")

@@ -130,6 +130,21 @@ async def test_apply_returns_the_rank_it_leaves(index: RankIndex) -> None:
     assert await index.apply(st("low", 50, 0), 3) is None  # removed users stay out
 
 
+async def test_rename_changes_the_name_only(index: RankIndex) -> None:
+    await load(index, TIES)
+    before = await index.top(100)
+    await index.rename("early", "Early Renamed")
+    await index.rename("nobody", "Ghost")  # not on the board: nothing happens
+    after = await index.top(100)
+    assert [(e.rank, e.user_id, e.score) for e in after] == [
+        (e.rank, e.user_id, e.score) for e in before
+    ]
+    assert {e.user_id: e.display_name for e in after}["early"] == "Early Renamed"
+    assert await index.entry_of("nobody") is None and await index.count() == len(TIES)
+    await index.apply(st("early", 10, 1, name="From A Score Event"), 0)
+    assert (await index.entry_of("early")) == RankedEntry(2, "early", "From A Score Event", 10)
+
+
 async def test_remove_then_late_apply_is_ignored(index: RankIndex) -> None:
     await load(index, [st("a", 3), st("b", 2), st("c", 1)])
     await index.remove("b")

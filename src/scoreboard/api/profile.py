@@ -1,9 +1,9 @@
 """The caller's profile: `GET` and `PATCH /api/v1/users/me` (display name, avatar URL, region).
 
 The fields the specifications show on users: `display_name` (every board), `avatar_url` (004)
-and `region` (002's regional boards). Profile changes are plain column updates; the board is
-not rebuilt for them: a new display name reaches the boards with the user's next score event,
-or at the next periodic reconcile (`SCOREBOARD_RECONCILE_SECONDS`).
+and `region` (002's regional boards). A new display name is written to the store, then shown on
+the rank index (one index call, no rebuild) and announced like a score change, so live boards
+show it at once.
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ async def update_profile(services: Services, user_id: str, body: ProfilePatchIn)
         user_id, display_name=name, avatar_url=body.avatar_url, region=body.region
     )
     services.avatars.forget(user_id)
-    return _found(user)
+    found = _found(user)
+    if name is not None:
+        await services.board.renamed(user_id, found.display_name)
+    return found
 
 
 @router.get("/users/me", response_model=ProfileOut)

@@ -4,6 +4,7 @@ hold its own ranking and its own subscribers, so scaled deployments use `realtim
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 from sortedcontainers import SortedDict
@@ -64,6 +65,12 @@ class MemoryRankIndex:
         if not (held is not None and version and held >= version):
             self._board.put(standing, version)
         return int(self._board.ordered.index(self._board.keys[standing.user_id])) + 1
+
+    async def rename(self, user_id: str, display_name: str) -> None:
+        key = self._board.keys.get(user_id)
+        if key is not None:
+            standing = self._board.ordered[key]
+            self._board.ordered[key] = dataclasses.replace(standing, display_name=display_name)
 
     async def remove(self, user_id: str) -> None:
         self._removed.add(user_id)

@@ -87,6 +87,12 @@ if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[7], uid) end
 return 1
 """
 
+_RENAME = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
 # Flat [member, name, ...]; the user id is the member after its 32 hex characters.
 _NAMES = """
 local function with_names(members, names)
@@ -201,6 +207,7 @@ class RedisRankIndex:
         self._dirty = f"{base}:dirty"
         self._apply = client.register_script(_APPLY)
         self._remove = client.register_script(_REMOVE)
+        self._rename = client.register_script(_RENAME)
         self._range = client.register_script(_NAMES + _RANGE)
         self._entry = client.register_script(_NAMES + _ENTRY)
         self._stage = client.register_script(_STAGE)
@@ -221,6 +228,10 @@ class RedisRankIndex:
         args.append(self._rank_needs_marker)
         rank = int(await self._apply(keys=keys, args=args))
         return rank if rank > 0 else None
+
+    async def rename(self, user_id: str, display_name: str) -> None:
+        """Change the user's name if they are on the board (one round trip)."""
+        await self._rename(keys=[self._m, self._n], args=[user_id, display_name])
 
     async def remove(self, user_id: str) -> None:
         """Drop the user and tombstone them: any later `apply` for them is ignored."""

@@ -148,6 +148,13 @@ class LeaderboardService:
         self.cache.invalidate("global")
         await self.publish_change("global")
 
+    async def renamed(self, user_id: str, display_name: str) -> None:
+        """After a display name change is committed: show it on the board. Never raises."""
+        self.cache.invalidate("global")
+        await self.keeper.rename(user_id, display_name)
+        self.cache.invalidate("global")
+        await self.publish_change("global")
+
     async def publish_change(self, scope: str) -> None:
         if self._publisher is not None and not self._publisher.done():
             self._pending.add(scope)

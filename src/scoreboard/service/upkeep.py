@@ -131,6 +131,16 @@ class IndexKeeper:
             return None
         return rank if self.ok else None
 
+    async def rename(self, user_id: str, display_name: str) -> None:
+        """Show a new name on the index. Never raises; while the index is unusable there is
+        nothing to do: the rebuild reads names from the store."""
+        if not self.ok:
+            return
+        try:
+            await self._index.rename(user_id, display_name)
+        except Exception as exc:
+            self.broken(f"rename failed: {exc!r}")
+
     async def remove(self, user_id: str) -> None:
         """Take a deleted user off the index, or remember to. Never raises."""
         self._fresh = False
