@@ -197,6 +197,38 @@ async def test_two_users_see_each_others_scores_live(
 
 
 @pytest.mark.browser
+async def test_own_rank_and_neighbours_outside_the_top_ten(
+    server: ServerProcess, browser: Browser
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for _ in range(11):  # eleven users with 20 points each fill the top 10 and rank 11
+            _, token = await new_user(http, "ahead")
+            for _ in range(2):
+                r = await http.post(
+                    "/api/v1/scores/events",
+                    json={"action_type": "TASK_COMPLETED"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert r.status_code == 201, r.text
+    page = await open_page(await browser.new_context(viewport=DESKTOP), server.url)
+    await sign_in(page, "trailing", PASSWORD, sign_up=True)
+    assert "your score is 10, rank #12" in await complete_task(page)
+
+    board = await shows_board_of(page, server.url)
+    assert len(board) == 10 and all(r["score"] == 20 for r in board)
+    await expect(page.locator("#board-rows tr.me")).to_have_count(0)  # not in the top 10
+    standing = page.locator("#standing")
+    await expect(standing).to_have_attribute("data-rank", "12")
+    await expect(standing.locator("#standing-summary")).to_contain_text("outside the top 10")
+    rows = standing.locator("#around-rows tr")
+    await expect(rows).to_have_count(3)  # ranks 10 and 11 above, no one below
+    await expect(rows.nth(2)).to_have_class(re.compile(r"\bme\b"))
+    await expect(rows.nth(2)).to_contain_text("trailing")
+    assert [await rows.nth(i).get_attribute("data-rank") for i in range(3)] == ["10", "11", "12"]
+    assert_clean(page)
+
+
+@pytest.mark.browser
 async def test_reconnects_with_a_fresh_snapshot_after_restart(
     server: ServerProcess, browser: Browser, tmp_path: Path
 ) -> None:
