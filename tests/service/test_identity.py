@@ -1,20 +1,16 @@
 """IdentityService: registration, login, rate limits, bearer tokens and external provisioning.
 
-Every test runs twice: on a small in-test user table (the identity rules alone) and on the real
-SqlStore over SQLite. Rate limits use the real `limits`-based limiter, external tokens the real
-JWKS server of `test_tokens`.
+Every test runs twice: on the real SqlStore over SQLite and over PostgreSQL. Rate limits use
+the real `limits`-based limiter, external tokens the real JWKS server of `test_tokens`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import jwt
 import pytest
@@ -31,7 +27,7 @@ from scoreboard.realtime.limiter import LimitsRateLimiter
 from scoreboard.service.identity import IdentityService, Principal
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.tokens import ExternalProvider, TokenIssuer, TokenVerifier
-from scoreboard.store.base import Store, UserRecord
+from scoreboard.store.base import Store
 from scoreboard.store.migrate import run_migrations
 from scoreboard.store.sql import SqlStore
 
@@ -48,66 +44,11 @@ from .test_tokens import (  # noqa: F401  (provider is a fixture)
 PASSWORD = "correct horse battery"
 
 
-class MemoryUsers:
-    """The user half of the Store protocol in a dict, so the identity rules can be tested
-    without a database. The same tests also run against the real SqlStore."""
-
-    def __init__(self) -> None:
-        self.users: dict[str, UserRecord] = {}
-
-    async def create_user(
-        self,
-        username: str,
-        password_hash: str | None,
-        display_name: str,
-        *,
-        avatar_url: str | None = None,
-        region: str | None = None,
-        external_subject: str | None = None,
-    ) -> UserRecord:
-        await asyncio.sleep(0)  # let concurrent callers interleave, as a database round trip does
-        if any(user.username == username for user in self.users.values()):
-            raise UsernameTaken()
-        user = UserRecord(
-            user_id=uuid.uuid4().hex,
-            username=username,
-            display_name=display_name,
-            password_hash=password_hash,
-            created_at=datetime.now(UTC),
-            avatar_url=avatar_url,
-            region=region,
-            external_subject=external_subject,
-        )
-        self.users[user.user_id] = user
-        return user
-
-    async def get_user(self, user_id: str) -> UserRecord | None:
-        return self.users.get(user_id)
-
-    async def get_user_by_username(self, username: str) -> UserRecord | None:
-        return next((u for u in self.users.values() if u.username == username), None)
-
-    async def get_user_by_subject(self, external_subject: str) -> UserRecord | None:
-        return next(
-            (u for u in self.users.values() if u.external_subject == external_subject), None
-        )
-
-    async def delete_user(self, user_id: str) -> bool:
-        user = self.users.get(user_id)
-        if user is None or not user.active:
-            return False
-        self.users[user_id] = dataclasses.replace(user, deleted_at=datetime.now(UTC))
-        return True
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield cast(Store, MemoryUsers())
-        return
-    url = request.getfixturevalue("sqlite_url")
-    await run_migrations(url)
-    sql = await SqlStore.open(url)
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """The real SqlStore, on SQLite and on PostgreSQL."""
+    await run_migrations(database_url)
+    sql = await SqlStore.open(database_url)
     try:
         yield sql
     finally:
