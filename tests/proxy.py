@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 _CHUNK = 64 * 1024
 
@@ -146,3 +147,17 @@ class TcpProxy:
                 await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
+
+
+def upstream(url: str, default_port: int) -> tuple[str, int]:
+    """The (host, port) a service URL names: what a proxy in front of it forwards to."""
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def via(url: str, proxy: TcpProxy) -> str:
+    """`url` with its host and port replaced by the proxy's (credentials kept)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"{proxy.host}:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))

@@ -59,6 +59,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         backends.limiter,
         settings.rate_limit_login,
         settings.rate_limit_register,
+        on_deleted=board.removed,
     )
     scoring = ScoringService(
         committer, board, catalogue, backends.limiter, settings.rate_limit_score

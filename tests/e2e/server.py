@@ -31,7 +31,8 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process without waiting for readiness (a backend may be down on purpose)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
         env.update(self.env)
         exe = Path(sys.executable).with_name("scoreboard")
@@ -41,6 +42,11 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
             )
+        return self.proc
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        """Start the process and wait until `/readyz` answers 200."""
+        self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

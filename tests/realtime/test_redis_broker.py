@@ -10,10 +10,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, upstream, via
 from tests.throwaway import ThrowawayRedis
 
 from scoreboard.realtime.redis import RedisBroker
@@ -61,14 +60,8 @@ async def running(
 @pytest.fixture
 async def proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
     """A proxy of our own in front of the shared Redis: cutting it touches only our links."""
-    parts = urlsplit(redis_url)
-    async with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379) as p:
+    async with TcpProxy(*upstream(redis_url, 6379)) as p:
         yield p
-
-
-def proxied(redis_url: str, proxy: TcpProxy) -> str:
-    """`redis_url` going through `proxy`."""
-    return urlunsplit(urlsplit(redis_url)._replace(netloc=f"{proxy.host}:{proxy.port}"))
 
 
 async def test_two_processes_both_receive_in_publish_order(
@@ -116,7 +109,7 @@ async def test_cut_connection_reconnects_resyncs_and_delivers_again(
 ) -> None:
     channel = redis_prefix + "events"
     async with (
-        running(proxied(redis_url, proxy), channel, **FAST) as (sub, inbox),
+        running(via(redis_url, proxy), channel, **FAST) as (sub, inbox),
         running(redis_url, channel) as (pub, _),
     ):
         await proxy.refuse()  # reset the subscription, and refuse the reconnects for a while
@@ -140,7 +133,7 @@ async def test_a_publish_that_works_again_ends_the_reconnect_backoff(
 ) -> None:
     """Backoff of 30 s: without the publish cutting it short, no resync would come in time."""
     slow = {**FAST, "backoff_initial": 30.0, "backoff_max": 30.0}
-    async with running(proxied(redis_url, proxy), redis_prefix + "e", **slow) as (b, inbox):
+    async with running(via(redis_url, proxy), redis_prefix + "e", **slow) as (b, inbox):
         await proxy.refuse()
         await asyncio.sleep(0.4)  # the subscription fails and waits out its (long) backoff
         assert not b.connected
@@ -158,7 +151,7 @@ async def test_black_holed_link_is_detected_and_publish_stays_bounded(
 ) -> None:
     channel = redis_prefix + "events"
     async with (
-        running(proxied(redis_url, proxy), channel, **FAST) as (sub, inbox),
+        running(via(redis_url, proxy), channel, **FAST) as (sub, inbox),
         running(redis_url, channel) as (pub, _),
     ):
         proxy.blackhole()  # connections stay open, nothing flows: only a PING can tell
@@ -198,7 +191,7 @@ async def test_start_with_redis_down_then_up(
 ) -> None:
     await proxy.refuse()
     started = time.monotonic()
-    async with running(proxied(redis_url, proxy), redis_prefix + "e", **FAST) as (b, inbox):
+    async with running(via(redis_url, proxy), redis_prefix + "e", **FAST) as (b, inbox):
         assert time.monotonic() - started < 2.0  # start gives up waiting, keeps trying
         assert not b.connected
         await proxy.restore()

@@ -8,20 +8,17 @@ event loop keeps forwarding while the server connects through it.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from tests.e2e.server import ServerProcess
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, upstream
 
 from scoreboard.domain.ranking import RankedEntry
+from scoreboard.service.upkeep import ranked
 from scoreboard.store.migrate import run_migrations
 from scoreboard.store.sql import SqlStore
 
@@ -38,19 +35,6 @@ SCALED_ENV = {
 }
 
 Start = Callable[..., Awaitable[ServerProcess]]
-
-
-def via(url: str, proxy: TcpProxy) -> str:
-    """`url` with its host and port replaced by the proxy's."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"{proxy.host}:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
-
-
-def upstream(url: str, default_port: int) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
 @pytest.fixture
@@ -89,25 +73,12 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         started.append(server)
         if ready:
             return await asyncio.to_thread(server.start)
-        await asyncio.to_thread(_spawn, server)
+        await asyncio.to_thread(server.spawn)
         return server
 
     yield factory
     for server in started:
         await asyncio.to_thread(server.stop)
-
-
-def _spawn(server: ServerProcess) -> None:
-    """Start without waiting for readiness (a backend may be down on purpose)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
-    env.update(server.env)
-    exe = Path(sys.executable).with_name("scoreboard")
-    cmd = [str(exe), "serve", "--port", str(server.port), "--log-level", "warning"]
-    server.workdir.mkdir(parents=True, exist_ok=True)
-    with open(server.log_path, "ab") as log:
-        server.proc = subprocess.Popen(
-            cmd, cwd=server.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
 
 
 async def sql_board(database_url: str, limit: int = 100) -> tuple[list[RankedEntry], int]:
@@ -117,10 +88,7 @@ async def sql_board(database_url: str, limit: int = 100) -> tuple[list[RankedEnt
         standings, total = await store.standings_page(limit, 0)
     finally:
         await store.close()
-    ranked = [
-        RankedEntry(i + 1, s.user_id, s.display_name, s.score) for i, s in enumerate(standings)
-    ]
-    return ranked, total
+    return ranked(standings, 0), total
 
 
 async def event_ids(database_url: str) -> set[int]:

@@ -24,12 +24,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from tests.e2e.client import LiveClient, new_user
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, via
 from tests.throwaway import ThrowawayRedis
 
 from scoreboard.backends import SharedRedisIndex
 
-from .conftest import Start, board_items, event_ids, sql_board, via
+from .conftest import Start, board_items, event_ids, sql_board
 
 pytestmark = pytest.mark.e2e
 log = logging.getLogger(__name__)

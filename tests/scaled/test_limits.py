@@ -9,13 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, upstream, via
 
 from scoreboard.backends import FailOpenLimiter, redis_client
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.realtime.limiter import LimitsRateLimiter
-
-from .conftest import upstream, via
 
 
 @asynccontextmanager

@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, upstream, via
 
 from scoreboard.realtime.memory import MemoryRankIndex
 from scoreboard.realtime.redis import RedisBroker
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.store.sql import SqlStore
-
-from .conftest import upstream, via
 
 
 async def test_a_failed_notice_is_sent_again_when_redis_answers(

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from tests.api.conftest import Api, make_settings
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, upstream, via
 
 from scoreboard.app import create_app
 from scoreboard.domain.ranking import Standing
 
-from .conftest import sql_board, upstream, via
+from .conftest import sql_board
 
 ACTIONS = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "QUIZ_PASSED"]
 

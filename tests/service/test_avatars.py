@@ -4,9 +4,8 @@ this process's own profile changes, and the last known URLs while the store is d
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit, urlunsplit
 
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, upstream, via
 
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.store.migrate import run_migrations
@@ -27,11 +26,8 @@ async def test_cached_forgotten_expired_and_kept_while_the_store_is_down(
     fresh_pg_url: str,
 ) -> None:
     await run_migrations(fresh_pg_url)
-    parts = urlsplit(fresh_pg_url)
-    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
-    user = f"{parts.username}@" if parts.username else ""
-    proxied = urlunsplit(parts._replace(netloc=f"{user}{proxy.host}:{proxy.port}"))
-    store = await SqlStore.open(proxied, timeout=STORE_TIMEOUT)
+    proxy = await TcpProxy(*upstream(fresh_pg_url, 5432)).start()
+    store = await SqlStore.open(via(fresh_pg_url, proxy), timeout=STORE_TIMEOUT)
     clock = Clock()
     cache = AvatarCache(store, ttl=5, clock=clock)
     try:

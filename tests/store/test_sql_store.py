@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+from tests.conftest import free_port
 
 from scoreboard.domain.errors import NotFound, ServiceUnavailable, UsernameTaken
 from scoreboard.domain.ranking import SCORE_MAX, Standing, rank_all
@@ -29,12 +29,6 @@ from scoreboard.store.engine import async_url
 from scoreboard.store.migrate import run_migrations
 from scoreboard.store.schema import users
 from scoreboard.store.sql import SqlStore
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -64,7 +64,6 @@ async def login(body: LoginIn, services: ServicesDep, client: ClientDep) -> Toke
 async def delete_me(principal: PrincipalDep, services: ServicesDep) -> Response:
     """Delete your account: you leave every leaderboard at once; your events stay audited."""
     await services.identity.delete_me(principal.user_id)
-    await services.board.removed(principal.user_id)
     return Response(status_code=204)
 
 
