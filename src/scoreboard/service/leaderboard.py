@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import orjson
 
@@ -32,6 +33,8 @@ from scoreboard.service.upkeep import IndexKeeper, ranked, resume_cancel
 from scoreboard.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SCOPES = frozenset({"global"})
 MAX_LIMIT = 100
@@ -95,14 +98,6 @@ class LeaderboardService:
     def index_ready(self) -> bool:
         return self.keeper.ok
 
-    @property
-    def check_seconds(self) -> float:
-        return self.keeper.check_seconds
-
-    @check_seconds.setter
-    def check_seconds(self, seconds: float) -> None:
-        self.keeper.check_seconds = seconds
-
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Publish change notices from a task, coalesced: at most one in flight per process."""
@@ -134,26 +129,24 @@ class LeaderboardService:
         """After commit: update the index and tell every process. Never raises. Returns the
         user's rank as the update left it (one index round trip for both), or None when the
         index cannot tell; `rank_of` then asks the store."""
-        # Before and after: a read racing the update must not be cached as fresh.
-        self.cache.invalidate("global")
-        rank = await self.keeper.update(event.standing(), event.version)
-        self.cache.invalidate("global")
-        await self.publish_change("global")
-        return rank
+        return await self._changing(self.keeper.update(event.standing(), event.version))
 
     async def removed(self, user_id: str) -> None:
         """After a deletion is committed: take the user off the index. Never raises."""
-        self.cache.invalidate("global")
-        await self.keeper.remove(user_id)
-        self.cache.invalidate("global")
-        await self.publish_change("global")
+        await self._changing(self.keeper.remove(user_id))
 
     async def renamed(self, user_id: str, display_name: str) -> None:
         """After a display name change is committed: show it on the board. Never raises."""
+        await self._changing(self.keeper.rename(user_id, display_name))
+
+    async def _changing(self, step: Awaitable[T]) -> T:
+        """Run one index step of a committed change, then tell every process. The cache is
+        invalidated before and after: a read racing the step must not be cached as fresh."""
         self.cache.invalidate("global")
-        await self.keeper.rename(user_id, display_name)
+        result = await step
         self.cache.invalidate("global")
         await self.publish_change("global")
+        return result
 
     async def publish_change(self, scope: str) -> None:
         if self._publisher is not None and not self._publisher.done():
@@ -291,10 +284,10 @@ class LeaderboardService:
         return await self._mine_from_sql(user_id, display_name, around)
 
     async def _mine_from_index(self, user_id: str, name: str, around: int) -> MyStanding:
-        entry = await self._index.entry_of(user_id)
+        neighbours = await self._index.around(user_id, around)  # includes the user; [] if absent
+        entry = next((e for e in neighbours if e.user_id == user_id), None)
         if entry is None:
             return MyStanding(user_id, name, 0, None, [])
-        neighbours = await self._index.around(user_id, around)
         return MyStanding(user_id, entry.display_name, entry.score, entry.rank, neighbours)
 
     async def _mine_from_sql(self, user_id: str, name: str, around: int) -> MyStanding:
