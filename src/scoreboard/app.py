@@ -33,6 +33,7 @@ from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
+from scoreboard.service.topcache import TopCache
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,13 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         max_batch=settings.commit_max_batch,
         on_batch=metrics.batch.observe,
     )
-    board = LeaderboardService(backends.store, backends.index, backends.broker)
+    board = LeaderboardService(
+        backends.store,
+        backends.index,
+        backends.broker,
+        cache=TopCache(max_age=settings.top_cache_seconds),
+        check_seconds=settings.index_check_seconds,
+    )
     identity = IdentityService(
         backends.store,
         PasswordHasher(settings.password_hash_concurrency),
@@ -122,8 +129,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = build_services(settings, backends, app.state.metrics)
     app.state.services = services
     board, hub = services.board, services.hub
-    board.check_seconds = settings.index_check_seconds
-    board.cache.max_age = settings.top_cache_seconds
     # Rebuild the index before serving (or join another process's rebuild): events this
     # process committed before a crash may never have reached it. Reads use SQL until then.
     await board.maintain()
