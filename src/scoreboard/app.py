@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from scoreboard import __version__
+from scoreboard.aio import resume_cancel
 from scoreboard.api import compat, errors, ops, v1, ws
 from scoreboard.api.middleware import BodyLimit, RequestMetrics
 from scoreboard.backends import Backends, open_backends
@@ -115,9 +116,7 @@ async def _maintain(services: Services) -> None:
             await services.board.maintain(full=due)
         except Exception:
             log.exception("index upkeep failed; retrying")
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():  # a Redis call may swallow a cancel
-            raise asyncio.CancelledError
+        resume_cancel()  # a Redis call may swallow a cancel
         if due:
             last_full = time.monotonic()
 

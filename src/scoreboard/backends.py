@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scoreboard.aio import resume_cancel
 from scoreboard.config import Settings
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.domain.ranking import RankedEntry, Standing
@@ -34,19 +35,6 @@ log = logging.getLogger(__name__)
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 LOCK_SECONDS = 30.0  # TTL of the rebuild lock; the holder extends it every third of that
-
-
-def resume_cancel() -> None:
-    """Re-raise a cancellation that a Redis call swallowed.
-
-    redis-py sends commands under `asyncio.wait_for`, which on Python < 3.12 drops a
-    cancellation arriving just as the write completes (CPython gh-86296): the call returns
-    normally and a task's `while True` loop would never stop. Call this after Redis calls
-    in such loops; `Task.cancelling()` still tells that a cancellation was requested.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def normalize_database_url(url: str) -> str:

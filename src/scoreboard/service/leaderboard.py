@@ -25,11 +25,12 @@ from typing import TypeVar
 
 import orjson
 
+from scoreboard.aio import resume_cancel
 from scoreboard.domain.errors import InvalidScope, ServiceUnavailable, ValidationFailed
 from scoreboard.domain.ranking import RankedEntry
 from scoreboard.realtime.base import Broker, RankIndex
 from scoreboard.service.topcache import Cached, TopCache
-from scoreboard.service.upkeep import IndexKeeper, ranked, resume_cancel
+from scoreboard.service.upkeep import IndexKeeper, ranked
 from scoreboard.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)

@@ -58,13 +58,6 @@ def ranked(standings: list[Standing], offset: int) -> list[RankedEntry]:
     ]
 
 
-def resume_cancel() -> None:
-    """Re-raise a cancellation a Redis client call swallowed (see `backends.resume_cancel`)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 @contextlib.asynccontextmanager
 async def _own_lock() -> AsyncIterator[bool]:
     yield True
