@@ -157,25 +157,12 @@ async def _open_redis(settings: Settings, store: Store) -> Backends:
     )
 
 
-def _checked(script: str, marker_key: int) -> str:
-    """A read script that fails when the generation marker is gone: the index was lost (a
-    Redis that restarted without its data, a flush) and may be partly refilled by updates."""
-    from scoreboard.realtime.redis_index import _NAMES
-
-    guard = (
-        f"if redis.call('EXISTS', KEYS[{marker_key}]) == 0 then "
-        "return redis.error_reply('NOINDEX rank index lost (no generation marker)') end\n"
-    )
-    return guard + _NAMES + script
-
-
 class SharedRedisIndex:
     """The Redis `RankIndex` plus what the service needs to share it between processes.
 
-    Updates and rebuilds are `RedisRankIndex`'s. Added here (keys as documented in
-    `realtime.redis_index`):
-    - checked reads: they raise `ResponseError` when the generation marker is missing, in the
-      same round trip, so a lost index is never served;
+    A `checked` `RedisRankIndex` (reads raise `ResponseError` when the generation marker is
+    missing, in the same round trip, so a lost index is never served). Added here (keys as
+    documented in `realtime.redis_index`):
     - `state()`: (marker, rebuild lock held by anyone) in one round trip, which every process
       polls to notice a rebuild by another process, or a loss;
     - `rebuild_lock()`: `SET NX PX` through redis-py's `Lock`, extended while held, so that
@@ -183,26 +170,19 @@ class SharedRedisIndex:
     """
 
     def __init__(self, client: aioredis.Redis, prefix: str, board: str = "global") -> None:
-        from scoreboard.realtime.redis_index import _ENTRY, _RANGE, RedisRankIndex
+        from scoreboard.realtime.redis_index import RedisRankIndex
 
-        self._inner = RedisRankIndex(client, prefix, board, rank_needs_marker=True)
+        self._inner = RedisRankIndex(client, prefix, board, checked=True)
         self._client = client
-        base = f"{prefix}rank:{{{board}}}"
-        self._z, self._m, self._n = (f"{base}:{s}" for s in ("z", "m", "n"))
-        self._marker, self._lock_key = f"{base}:marker", f"{base}:lock"
-        self._range = client.register_script(_checked(_RANGE, 3))
-        self._entry = client.register_script(_checked(_ENTRY, 4))
-        self._count = client.register_script(_checked("return redis.call('ZCARD', KEYS[1])", 2))
+        self._marker, self._lock_key = self._inner.key("marker"), self._inner.key("lock")
 
-    # -- RankIndex: updates as RedisRankIndex, reads checked ---------------------------------
+    # -- RankIndex: RedisRankIndex's, checked ------------------------------------------------
     async def replace_all(self, pages: AsyncIterator[list[Standing]]) -> int:
         count = await self._inner.replace_all(pages)
         resume_cancel()
         return count
 
     async def apply(self, standing: Standing, version: int) -> int | None:
-        """As `RedisRankIndex.apply`; the rank is None when the index was lost (checked in
-        the same round trip), as the checked reads refuse to answer then."""
         rank = await self._inner.apply(standing, version)
         resume_cancel()
         return rank
@@ -216,46 +196,29 @@ class SharedRedisIndex:
         resume_cancel()
 
     async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
-        from scoreboard.realtime.redis_index import _entries
-
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0: {offset}")
-        if limit <= 0:
-            return []
-        keys = [self._z, self._n, self._marker]
-        reply = await self._range(keys=keys, args=[offset, offset + limit - 1])
+        entries = await self._inner.top(limit, offset)
         resume_cancel()
-        return _entries(offset + 1, reply)
+        return entries
 
     async def count(self) -> int:
-        count = int(await self._count(keys=[self._z, self._marker]))
+        count = await self._inner.count()
         resume_cancel()
         return count
 
     async def entry_of(self, user_id: str) -> RankedEntry | None:
-        entries = await self._window(user_id, 0)
-        return entries[0] if entries else None
+        entry = await self._inner.entry_of(user_id)
+        resume_cancel()
+        return entry
 
     async def around(self, user_id: str, neighbours: int) -> list[RankedEntry]:
-        return await self._window(user_id, max(0, neighbours))
-
-    async def _window(self, user_id: str, neighbours: int) -> list[RankedEntry]:
-        from scoreboard.realtime.redis_index import _entries
-
-        keys = [self._z, self._m, self._n, self._marker]
-        reply = await self._entry(keys=keys, args=[user_id, neighbours])
+        entries = await self._inner.around(user_id, neighbours)
         resume_cancel()
-        return _entries(int(reply[0]) + 1, reply[1:]) if reply else []
+        return entries
 
     async def close(self) -> None:
         await self._inner.close()
 
     # -- sharing ---------------------------------------------------------------------------
-    async def marker(self) -> str | None:
-        marker = await self._inner.marker()
-        resume_cancel()
-        return marker
-
     async def state(self) -> tuple[str | None, bool]:
         """(generation marker or None, whether any process holds the rebuild lock)."""
         marker, lock = await self._client.mget(self._marker, self._lock_key)

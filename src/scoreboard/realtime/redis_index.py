@@ -105,6 +105,13 @@ local function with_names(members, names)
 end
 """
 
+# Prepended to the read scripts of a `checked` index; the marker is their last key.
+_GUARD = """
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+  return redis.error_reply('NOINDEX rank index lost (no generation marker)')
+end
+"""
+_COUNT = "return redis.call('ZCARD', KEYS[1])"
 _RANGE = "return with_names(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2]), KEYS[2])"
 
 # [first rank - 1, member, name, ...] of the user and `ARGV[2]` neighbours each side, or {}.
@@ -186,6 +193,11 @@ class RedisRankIndex:
 
     The client belongs to the caller: `close` does not close it. Works with or without
     `decode_responses`.
+
+    `checked`: for an index shared by processes that may outlive a loss of Redis's data.
+    Reads then raise `ResponseError` (NOINDEX) when the generation marker is missing, checked
+    in the same round trip, and `apply` returns no rank: a lost index, perhaps partly
+    refilled by updates, is never served.
     """
 
     def __init__(
@@ -194,39 +206,49 @@ class RedisRankIndex:
         prefix: str,
         board: str = "global",
         *,
-        rank_needs_marker: bool = False,
+        checked: bool = False,
     ) -> None:
         self._client = client
-        self._rank_needs_marker = "1" if rank_needs_marker else "0"
         base = f"{prefix}rank:{{{board}}}"
         self._base = base
-        self._z, self._m, self._n, self._v = (f"{base}:{s}" for s in ("z", "m", "n", "v"))
-        self._removed = f"{base}:removed"
-        self._marker = f"{base}:marker"
-        self._rebuild = f"{base}:rebuild"
-        self._dirty = f"{base}:dirty"
+        self._z, self._m, self._n, self._v = (self.key(s) for s in ("z", "m", "n", "v"))
+        self._removed = self.key("removed")
+        self._marker = self.key("marker")
+        self._rebuild = self.key("rebuild")
+        self._dirty = self.key("dirty")
+        self._write_keys = [self._z, self._m, self._n, self._v, self._removed]
+        self._write_keys += [self._rebuild, self._dirty]
+        self._apply_keys = [*self._write_keys, self._marker]
+        self._apply_flag = "1" if checked else "0"
+        guard, marker = (_GUARD, [self._marker]) if checked else ("", [])
+        self._range_keys = [self._z, self._n, *marker]
+        self._entry_keys = [self._z, self._m, self._n, *marker]
+        self._count_keys = [self._z, *marker]
         self._apply = client.register_script(_APPLY)
         self._remove = client.register_script(_REMOVE)
         self._rename = client.register_script(_RENAME)
-        self._range = client.register_script(_NAMES + _RANGE)
-        self._entry = client.register_script(_NAMES + _ENTRY)
+        self._range = client.register_script(guard + _NAMES + _RANGE)
+        self._entry = client.register_script(guard + _NAMES + _ENTRY)
+        self._count = client.register_script(guard + _COUNT)
         self._stage = client.register_script(_STAGE)
         self._swap = client.register_script(_SWAP)
+
+    def key(self, suffix: str) -> str:
+        """The name of one of this board's keys (`z`, `marker`, ...; see the module doc)."""
+        return f"{self._base}:{suffix}"
 
     async def apply(self, standing: Standing, version: int) -> int | None:
         """Set the user's standing unless they were removed or `version` is not newer than
         the one held; version 0 means unversioned and always applies (as in memory).
 
         One round trip, which also returns the user's rank afterwards (None when they are not
-        on the board, or, with `rank_needs_marker`, when the generation marker is gone)."""
+        on the board, or, when `checked`, when the generation marker is gone)."""
         if version < 0:
             raise ValueError(f"version must be >= 0: {version}")
-        keys = [self._z, self._m, self._n, self._v, self._removed, self._rebuild, self._dirty]
-        keys.append(self._marker)
         member = encode_member(standing)
-        args: list[str | bytes] = [standing.user_id, member, standing.display_name, str(version)]
-        args.append(self._rank_needs_marker)
-        rank = int(await self._apply(keys=keys, args=args))
+        args: list[str | bytes] = [standing.user_id, member, standing.display_name]
+        args += [str(version), self._apply_flag]
+        rank = int(await self._apply(keys=self._apply_keys, args=args))
         return rank if rank > 0 else None
 
     async def rename(self, user_id: str, display_name: str) -> None:
@@ -235,8 +257,7 @@ class RedisRankIndex:
 
     async def remove(self, user_id: str) -> None:
         """Drop the user and tombstone them: any later `apply` for them is ignored."""
-        keys = [self._z, self._m, self._n, self._v, self._removed, self._rebuild, self._dirty]
-        await self._remove(keys=keys, args=[user_id])
+        await self._remove(keys=self._write_keys, args=[user_id])
 
     async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
         """Entries ranked `offset + 1` .. `offset + limit` (fewer at the end)."""
@@ -244,26 +265,20 @@ class RedisRankIndex:
             raise ValueError(f"offset must be >= 0: {offset}")
         if limit <= 0:
             return []
-        reply = await self._range(keys=[self._z, self._n], args=[offset, offset + limit - 1])
+        reply = await self._range(keys=self._range_keys, args=[offset, offset + limit - 1])
         return _entries(offset + 1, reply)
 
     async def count(self) -> int:
-        return int(await self._client.zcard(self._z))
+        return int(await self._count(keys=self._count_keys))
 
     async def entry_of(self, user_id: str) -> RankedEntry | None:
-        reply = await self._entry(keys=[self._z, self._m, self._n], args=[user_id, 0])
-        if not reply:
-            return None
-        entries = _entries(int(reply[0]) + 1, reply[1:])
-        return entries[0]
+        entries = await self.around(user_id, 0)
+        return entries[0] if entries else None
 
     async def around(self, user_id: str, neighbours: int) -> list[RankedEntry]:
         """The user's entry with up to `neighbours` entries above and below; [] if absent."""
-        neighbours = max(0, neighbours)
-        reply = await self._entry(keys=[self._z, self._m, self._n], args=[user_id, neighbours])
-        if not reply:
-            return []
-        return _entries(int(reply[0]) + 1, reply[1:])
+        reply = await self._entry(keys=self._entry_keys, args=[user_id, max(0, neighbours)])
+        return _entries(int(reply[0]) + 1, reply[1:]) if reply else []
 
     async def is_empty(self) -> bool:
         """True when the board holds no entry (a new board, or one Redis lost)."""
