@@ -31,10 +31,10 @@ from scoreboard.domain.errors import (
     Forbidden,
     IdempotencyConflict,
     NotFound,
-    RateLimited,
     ValidationFailed,
 )
 from scoreboard.realtime.base import RateLimiter
+from scoreboard.service.limits import enforce
 from scoreboard.service.scoring import ScoringService
 from scoreboard.store.base import Store
 from scoreboard.store.records import ActionRecord
@@ -84,9 +84,8 @@ class ActionService:
         """Open an action of `action_type` (the catalogue's default when None) for `owner`."""
         _check_owner(caller, owner)
         rule = self._catalogue.get(action_type)
-        decision = await self._limiter.hit(self._start_limit, "action-start", owner)
-        if not decision.allowed:
-            raise RateLimited(decision.retry_after, "Too many actions started; slow down.")
+        message = "Too many actions started; slow down."
+        await enforce(self._limiter, self._start_limit, "action-start", owner, message=message)
         return await self._store.start_action(owner, rule.action_type, metadata, self._clock())
 
     async def complete(self, caller: str, owner: str, action_id: str) -> ActionResult:

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from scoreboard.domain.errors import (
     InvalidCredentials,
     NotFound,
-    RateLimited,
     Unauthenticated,
     UsernameTaken,
     ValidationFailed,
 )
 from scoreboard.realtime.base import RateLimiter
+from scoreboard.service.limits import enforce
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.tokens import Claims, TokenIssuer, TokenVerifier
 from scoreboard.store.base import Store, UserRecord
@@ -164,7 +164,7 @@ class IdentityService:
         check_username(username)
         check_password(password)
         name = check_display_name(display_name, username)
-        await self._limit(self._register_limit, "register-ip", client)
+        await enforce(self._limiter, self._register_limit, "register-ip", client)
         password_hash = await self._hasher.hash(password)
         return await self._store.create_user(username, password_hash, name)
 
@@ -175,10 +175,10 @@ class IdentityService:
         addresses guessing one account). Every refusal is the same `InvalidCredentials`, and an
         unknown user costs the same hashing time as a wrong password.
         """
-        await self._limit(self._login_limit, "login-ip", client)
+        await enforce(self._limiter, self._login_limit, "login-ip", client)
         # Truncated: a valid username has at most 32 characters; a huge one must not make a
         # huge limiter key.
-        await self._limit(self._login_limit, "login-user", str(username).lower()[:64])
+        await enforce(self._limiter, self._login_limit, "login-user", str(username).lower()[:64])
         user = None
         if isinstance(username, str) and USERNAME.fullmatch(username):
             user = await self._store.get_user_by_username(username)
@@ -218,11 +218,6 @@ class IdentityService:
         self._accounts.forget(user_id)
         if self._on_deleted is not None:
             await self._on_deleted(user_id)
-
-    async def _limit(self, limit: str, *key: str) -> None:
-        decision = await self._limiter.hit(limit, *key)
-        if not decision.allowed:
-            raise RateLimited(decision.retry_after)
 
     async def _external_user(self, claims: Claims) -> UserRecord:
         """The account of an external identity, created on first sight.

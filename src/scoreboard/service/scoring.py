@@ -13,13 +13,13 @@ import orjson
 from scoreboard.domain.catalogue import Catalogue
 from scoreboard.domain.errors import (
     IdempotencyConflict,
-    RateLimited,
     Unauthenticated,
     ValidationFailed,
 )
 from scoreboard.realtime.base import RateLimiter
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.limits import enforce
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
 
 MAX_KEY_LENGTH = 255
@@ -68,11 +68,6 @@ class ScoringService:
         self._limiter = limiter
         self._limit = score_limit
 
-    async def check_rate(self, user_id: str) -> None:
-        decision = await self._limiter.hit(self._limit, "score", user_id)
-        if not decision.allowed:
-            raise RateLimited(decision.retry_after, "Too many score updates; slow down.")
-
     async def record(
         self,
         user_id: str,
@@ -81,14 +76,13 @@ class ScoringService:
         idempotency_key: str | None = None,
         increment: int | None = None,
         action_id: str | None = None,
-        rate_limited: bool = True,
     ) -> ScoreResult:
         """Validate, rate limit, commit (group commit) and publish one score event."""
         rule = self._catalogue.get(action_type)
         points = self._catalogue.points_for(rule.action_type, increment)
         key = check_idempotency_key(idempotency_key)
-        if rate_limited:
-            await self.check_rate(user_id)
+        message = "Too many score updates; slow down."
+        await enforce(self._limiter, self._limit, "score", user_id, message=message)
         command = ScoreCommand(
             user_id=user_id,
             action_type=rule.action_type,
