@@ -36,8 +36,7 @@ from scoreboard.domain.errors import (
 from scoreboard.realtime.base import RateLimiter
 from scoreboard.service.limits import enforce
 from scoreboard.service.scoring import ScoringService
-from scoreboard.store.base import Store
-from scoreboard.store.records import ActionRecord
+from scoreboard.store.base import ActionRecord, Store
 
 Clock = Callable[[], datetime]
 

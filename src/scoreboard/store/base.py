@@ -19,12 +19,30 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Literal, Protocol
 
 from scoreboard.domain.ranking import Standing
 
-if TYPE_CHECKING:  # records.py imports this module
-    from scoreboard.store.records import ActionRecord
+ActionStatus = Literal["started", "completed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """A started action (compatibility lifecycle routes): started → completed | cancelled."""
+
+    action_id: str
+    user_id: str
+    action_type: str
+    status: ActionStatus
+    started_at: datetime
+    ended_at: datetime | None = None
+    points: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    suspicious: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.status == "started"
 
 
 @dataclass(frozen=True, slots=True)

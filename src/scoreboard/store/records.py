@@ -1,36 +1,13 @@
-"""Records the SQL store returns beyond those of the `Store` protocol, and row conversions."""
+"""Row conversions: SQLAlchemy rows of the schema into the `Store` protocol's records."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from sqlalchemy import Row
 
 from scoreboard.domain.ranking import Standing
-from scoreboard.store.base import EventRecord, UserRecord
-
-ActionStatus = Literal["started", "completed", "cancelled"]
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRecord:
-    """A started action (compatibility lifecycle routes): started → completed | cancelled."""
-
-    action_id: str
-    user_id: str
-    action_type: str
-    status: ActionStatus
-    started_at: datetime
-    ended_at: datetime | None = None
-    points: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    suspicious: bool = False
-
-    @property
-    def open(self) -> bool:
-        return self.status == "started"
+from scoreboard.store.base import ActionRecord, ActionStatus, EventRecord, UserRecord
 
 
 def user_from_row(row: Row[Any]) -> UserRecord:

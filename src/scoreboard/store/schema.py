@@ -124,7 +124,6 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
-ACTION_STATUSES = ("started", "completed", "cancelled")
 
 actions = sa.Table(
     "actions",

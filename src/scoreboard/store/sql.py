@@ -9,9 +9,9 @@ Beyond the protocol's contract (see `store/base.py`):
 - Writes and reads use separate engines on SQLite (see `store/engine.py`); one on PostgreSQL.
 - Multi-statement reads (`standings_page`, `iter_standings`) read one consistent snapshot.
 
-Extra methods, not in the protocol (for the action lifecycle of the compatibility routes):
-`start_action`, `get_action`, `cancel_action`, `mark_suspicious`. An action is completed by
-`record_events` with `ScoreCommand.action_id` set, atomically with its points.
+The action lifecycle of the compatibility routes (`start_action`, `get_action`,
+`cancel_action`, `mark_suspicious`): an action is completed by `record_events` with
+`ScoreCommand.action_id` set, atomically with its points.
 """
 
 from __future__ import annotations
@@ -29,10 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.domain.ranking import Standing
 from scoreboard.store import sql_actions, sql_standings, sql_users
-from scoreboard.store.base import ScoreCommand, ScoreOutcome, Store, UserRecord
+from scoreboard.store.base import ActionRecord, ScoreCommand, ScoreOutcome, Store, UserRecord
 from scoreboard.store.engine import SNAPSHOT, Engines, create_engines
 from scoreboard.store.guard import Guard, unit_of_work
-from scoreboard.store.records import ActionRecord
 from scoreboard.store.schema import score_events, users
 from scoreboard.store.sql_scores import record_batch
 
@@ -244,7 +243,7 @@ class SqlStore:
         await self._guard.drain()
         await self._engines.dispose()
 
-    # -- actions (not in the Store protocol) ---------------------------------------------------
+    # -- actions -----------------------------------------------------------------------------
     @unit_of_work
     async def start_action(
         self,

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scoreboard.domain.errors import NotFound
-from scoreboard.store.records import ActionRecord, action_from_row
+from scoreboard.store.base import ActionRecord
+from scoreboard.store.records import action_from_row
 from scoreboard.store.schema import actions, users
 
 

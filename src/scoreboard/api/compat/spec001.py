@@ -15,7 +15,7 @@ from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep
 from scoreboard.api.schemas import ERRORS, LoginIn, Strict, rfc3339
 from scoreboard.realtime.dialects_compat import top_score_entry
 from scoreboard.service.actions import ActionResult, ActionService
-from scoreboard.store.records import ActionRecord
+from scoreboard.store.base import ActionRecord
 
 router = APIRouter(tags=["compat: 001"], responses=ERRORS)
 
