@@ -65,7 +65,6 @@ class DemoError(Exception):
 
 @dataclass
 class DemoUser:
-    index: int
     username: str
     display_name: str
     activity: float  # relative share of the events this user produces
@@ -436,7 +435,7 @@ async def run_demo(
     console = console or Console()
     rng = random.Random(seed)
     demo_users = [
-        DemoUser(n, f"demo-{n}", demo_display_name(n), rng.lognormvariate(0.0, 0.7))
+        DemoUser(f"demo-{n}", demo_display_name(n), rng.lognormvariate(0.0, 0.7))
         for n in range(1, users + 1)
     ]
     limits = httpx.Limits(max_connections=concurrency + 4)

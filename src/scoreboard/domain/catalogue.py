@@ -8,7 +8,7 @@ routes that let a client send a `score_increment` accept it only within
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,3 @@ class Catalogue:
                 details={"field": "score_increment"},
             )
         return increment
-
-    def as_mapping(self) -> Mapping[str, ActionRule]:
-        return dict(self._rules)

@@ -79,6 +79,3 @@ class DialectRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
-
-    def register(self, dialect: Dialect) -> None:
-        self._by_name[dialect.name] = dialect

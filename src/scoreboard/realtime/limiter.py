@@ -10,7 +10,7 @@ import time
 from functools import lru_cache
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from scoreboard.realtime.base import RateDecision
@@ -30,19 +30,6 @@ class LimitsRateLimiter:
     @classmethod
     def in_memory(cls) -> LimitsRateLimiter:
         return cls(MemoryStorage())
-
-    @classmethod
-    def for_redis(cls, redis_url: str, prefix: str) -> LimitsRateLimiter:
-        # redis-py rather than the default coredis: one Redis client library in the project.
-        # wrap_exceptions turns connection errors into limits' StorageError for the caller.
-        url = redis_url.removeprefix("async+")
-        storage = RedisStorage(
-            "async+" + url,
-            implementation="redispy",
-            key_prefix=prefix + "limits",
-            wrap_exceptions=True,
-        )
-        return cls(storage)
 
     async def hit(self, limit: str, *key: str) -> RateDecision:
         item = _parse(limit)

@@ -55,10 +55,6 @@ class SqlStore:
         return cls(create_engines(url, timeout), timeout=timeout)
 
     @property
-    def timeout(self) -> float:
-        return self._guard.seconds
-
-    @property
     def guard(self) -> Guard:
         return self._guard
 
