@@ -94,10 +94,10 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         dialects=DialectRegistry([CanonicalDialect(), *compat_dialects(avatars.avatars)]),
         metrics=metrics,
         avatars=avatars,
-        redis_ping=backends.redis_ping,
         actions=ActionService(
             backends.store, scoring, catalogue, backends.limiter, settings.rate_limit_score
         ),
+        redis_ping=backends.redis_ping,
     )
 
 

@@ -3,7 +3,9 @@ the API reaches everything through it (no module-level clients)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from scoreboard.config import Settings
 from scoreboard.domain.catalogue import Catalogue
@@ -36,5 +38,5 @@ class Services:
     dialects: DialectRegistry
     metrics: Metrics
     avatars: AvatarCache
-    redis_ping: object | None = None  # async callable; None when no Redis is configured
-    actions: ActionService | None = None  # the action lifecycle (compatibility routes)
+    actions: ActionService  # the action lifecycle (compatibility routes)
+    redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured

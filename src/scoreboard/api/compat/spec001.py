@@ -6,29 +6,20 @@ Errors use the canonical body (001 names statuses only). The rules of the lifecy
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
 from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep
 from scoreboard.api.schemas import ERRORS, LoginIn, Strict, rfc3339
 from scoreboard.realtime.dialects_compat import top_score_entry
-from scoreboard.service.actions import ActionResult, ActionService
+from scoreboard.service.actions import ActionResult
 from scoreboard.store.base import ActionRecord
 
 router = APIRouter(tags=["compat: 001"], responses=ERRORS)
 
 Ending = Literal["completed", "cancelled"]
-
-
-def get_actions(services: ServicesDep) -> ActionService:
-    if services.actions is None:
-        raise RuntimeError("the action service is not wired (app.build_services)")
-    return services.actions
-
-
-ActionsDep = Annotated[ActionService, Depends(get_actions)]
 
 
 class TokenOut001(BaseModel):
@@ -119,20 +110,24 @@ async def top_scores(services: ServicesDep) -> list[TopScoreOut]:
 
 @router.post("/users/{user_id}/actions", status_code=201, response_model=ActionOut001)
 async def start_action(
-    user_id: str, body: ActionStartIn, principal: PrincipalDep, actions: ActionsDep
+    user_id: str, body: ActionStartIn, principal: PrincipalDep, services: ServicesDep
 ) -> ActionOut001:
     """001: start an action of yours; complete or cancel it with PUT."""
-    action = await actions.start(principal.user_id, user_id, body.type, body.metadata)
+    action = await services.actions.start(principal.user_id, user_id, body.type, body.metadata)
     return action_body(action)
 
 
 @router.put("/users/{user_id}/actions/{action_id}", response_model=ActionEndedOut)
 async def end_action(
-    user_id: str, action_id: str, body: ActionEndIn, principal: PrincipalDep, actions: ActionsDep
+    user_id: str,
+    action_id: str,
+    body: ActionEndIn,
+    principal: PrincipalDep,
+    services: ServicesDep,
 ) -> ActionEndedOut:
     """001: complete an open action (its catalogue points, once) or cancel it (no points)."""
     if body.target == "completed":
-        result = await actions.complete(principal.user_id, user_id, action_id)
+        result = await services.actions.complete(principal.user_id, user_id, action_id)
     else:
-        result = await actions.cancel(principal.user_id, user_id, action_id)
+        result = await services.actions.cancel(principal.user_id, user_id, action_id)
     return ended_body(result)
