@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import orjson
 
-from scoreboard.api.schemas import EntryOut, LeaderboardOut, rfc3339
+from scoreboard.api.schemas import EntryOut, LeaderboardOut
 from scoreboard.domain.ranking import RankedEntry
+from scoreboard.domain.times import rfc3339
 from scoreboard.service.topcache import TopCache
 
 

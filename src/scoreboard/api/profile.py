@@ -12,9 +12,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from scoreboard.api.deps import PrincipalDep, ServicesDep
-from scoreboard.api.schemas import ERRORS, Strict, rfc3339
+from scoreboard.api.schemas import ERRORS, Strict
 from scoreboard.container import Services
 from scoreboard.domain.errors import NotFound
+from scoreboard.domain.times import rfc3339
 from scoreboard.service.identity import check_display_name
 from scoreboard.store.base import UserRecord
 

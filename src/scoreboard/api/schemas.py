@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-
-def rfc3339(moment: datetime) -> str:
-    """`2025-11-13T05:21:34.123Z`: RFC 3339, UTC, millisecond precision."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Strict(BaseModel):

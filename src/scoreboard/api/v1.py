@@ -20,8 +20,8 @@ from scoreboard.api.schemas import (
     ScoreEventOut,
     TokenOut,
     UserOut,
-    rfc3339,
 )
+from scoreboard.domain.times import rfc3339
 from scoreboard.service.scoring import ScoreResult
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)

@@ -18,8 +18,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from scoreboard.container import Services
 from scoreboard.domain.errors import DomainError, Unauthenticated, ValidationFailed
+from scoreboard.domain.times import now_rfc3339
 from scoreboard.realtime.dialects import Dialect
-from scoreboard.realtime.hub import Close, Subscriber, now_rfc3339
+from scoreboard.realtime.hub import Close, Subscriber
 from scoreboard.service.identity import Principal
 from scoreboard.service.leaderboard import MAX_LIMIT, check_range, check_scope
 

@@ -17,11 +17,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import orjson
 
 from scoreboard.domain.ranking import RankedEntry
+from scoreboard.domain.times import now_rfc3339
 from scoreboard.realtime.dialects import Dialect
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,6 @@ class Subscriber:
         if last_words is not None:
             self.queue.put_nowait(last_words)
         self.queue.put_nowait(Close(code, reason))
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Hub:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from scoreboard.domain.catalogue import Catalogue
@@ -33,16 +33,13 @@ from scoreboard.domain.errors import (
     NotFound,
     ValidationFailed,
 )
+from scoreboard.domain.times import utcnow
 from scoreboard.realtime.base import RateLimiter
 from scoreboard.service.limits import enforce
 from scoreboard.service.scoring import ScoringService
 from scoreboard.store.base import ActionRecord, Store
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

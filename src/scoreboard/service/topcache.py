@@ -24,10 +24,7 @@ from datetime import UTC, datetime
 import orjson
 
 from scoreboard.domain.ranking import RankedEntry
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from scoreboard.domain.times import rfc3339
 
 
 @dataclass(frozen=True, slots=True)

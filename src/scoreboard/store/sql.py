@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.domain.ranking import Standing
+from scoreboard.domain.times import utcnow
 from scoreboard.store import sql_actions, sql_standings, sql_users
 from scoreboard.store.base import ActionRecord, ScoreCommand, ScoreOutcome, Store, UserRecord
 from scoreboard.store.engine import SNAPSHOT, Engines, create_engines
@@ -36,10 +37,6 @@ from scoreboard.store.schema import score_events, users
 from scoreboard.store.sql_scores import record_batch
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class SqlStore:

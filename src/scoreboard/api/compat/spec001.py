@@ -12,7 +12,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
 from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep
-from scoreboard.api.schemas import ERRORS, LoginIn, Strict, rfc3339
+from scoreboard.api.schemas import ERRORS, LoginIn, Strict
+from scoreboard.domain.times import rfc3339
 from scoreboard.realtime.dialects_compat import top_score_entry
 from scoreboard.service.actions import ActionResult
 from scoreboard.store.base import ActionRecord

@@ -24,9 +24,10 @@ from scoreboard.api.compat.styles import (
     seed003_style,
 )
 from scoreboard.api.deps import PrincipalDep, ServicesDep, bearer_token
-from scoreboard.api.schemas import Strict, rfc3339
+from scoreboard.api.schemas import Strict
 from scoreboard.container import Services
 from scoreboard.domain.errors import Forbidden
+from scoreboard.domain.times import rfc3339
 from scoreboard.realtime.dialects_compat import handle_entry
 from scoreboard.service.identity import Principal
 
