@@ -4,6 +4,7 @@ is told. Rate limits and idempotency live here, so every route that scores share
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
@@ -30,10 +31,18 @@ class ScoreResult:
     event: EventRecord
     rank: int | None
     replayed: bool
+    previous_rank: int | None = None  # only from `record_moving`
 
     @property
     def previous_score(self) -> int:
         return self.event.new_score - self.event.points
+
+    @property
+    def rank_change(self) -> int:
+        """Places gained (positive) or lost; 0 when either side is unranked (a first score)."""
+        if self.previous_rank is None or self.rank is None:
+            return 0
+        return self.previous_rank - self.rank
 
 
 def request_hash(action_type: str, points: int, client_increment: bool) -> str:
@@ -67,6 +76,22 @@ class ScoringService:
         self._catalogue = catalogue
         self._limiter = limiter
         self._limit = score_limit
+
+    async def record_moving(
+        self,
+        user_id: str,
+        action_type: str | None,
+        *,
+        idempotency_key: str | None = None,
+        increment: int | None = None,
+    ) -> ScoreResult:
+        """`record`, also telling how far the user moved (`ScoreResult.rank_change`): their
+        rank is read before the event, one more index read that only callers showing it pay."""
+        before = await self._board.rank_of(user_id)
+        result = await self.record(
+            user_id, action_type, idempotency_key=idempotency_key, increment=increment
+        )
+        return dataclasses.replace(result, previous_rank=before)
 
     async def record(
         self,

@@ -64,11 +64,6 @@ class Top10Out(BaseModel):
     data: Top10Data
 
 
-def rank_change(before: int | None, after: int | None) -> int:
-    """Places gained (positive) or lost; 0 when either side is unranked (a first score)."""
-    return 0 if before is None or after is None else before - after
-
-
 @router.post("/api/v1/scores/update", response_model=ScoreUpdate004Out)
 async def update_score(
     body: ScoreUpdate004In,
@@ -77,8 +72,7 @@ async def update_score(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> ScoreUpdate004Out:
     """004: add `score_increment` (within the catalogue's bounds for `action_type`)."""
-    before = await services.board.rank_of(principal.user_id)
-    result = await services.scoring.record(
+    result = await services.scoring.record_moving(
         principal.user_id,
         body.action_type,
         idempotency_key=idempotency_key,
@@ -88,7 +82,7 @@ async def update_score(
         user_id=principal.user_id,
         previous_score=result.previous_score,
         new_score=result.event.new_score,
-        rank_change=rank_change(before, result.rank),
+        rank_change=result.rank_change,
         current_rank=result.rank,
     )
     return ScoreUpdate004Out(data=data, timestamp=time.time_ns() // 1_000_000)
