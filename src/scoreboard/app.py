@@ -32,6 +32,7 @@ from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.passwords import PasswordHasher
+from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
@@ -97,6 +98,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         actions=ActionService(
             backends.store, scoring, catalogue, backends.limiter, settings.rate_limit_score
         ),
+        profiles=ProfileService(backends.store, board, avatars),
         redis_ping=backends.redis_ping,
     )
 

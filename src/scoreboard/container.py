@@ -18,6 +18,7 @@ from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
 from scoreboard.store.base import Store
 
@@ -39,4 +40,5 @@ class Services:
     metrics: Metrics
     avatars: AvatarCache
     actions: ActionService  # the action lifecycle (compatibility routes)
+    profiles: ProfileService
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured

@@ -1,9 +1,7 @@
 """The caller's profile: `GET` and `PATCH /api/v1/users/me` (display name, avatar URL, region).
 
 The fields the specifications show on users: `display_name` (every board), `avatar_url` (004)
-and `region` (002's regional boards). A new display name is written to the store, then shown on
-the rank index (one index call, no rebuild) and announced like a score change, so live boards
-show it at once.
+and `region` (002's regional boards); the rules are `service.profiles.ProfileService`'s.
 """
 
 from __future__ import annotations
@@ -13,10 +11,7 @@ from pydantic import BaseModel, Field
 
 from scoreboard.api.deps import PrincipalDep, ServicesDep
 from scoreboard.api.schemas import ERRORS, Strict
-from scoreboard.container import Services
-from scoreboard.domain.errors import NotFound
 from scoreboard.domain.times import rfc3339
-from scoreboard.service.identity import check_display_name
 from scoreboard.store.base import UserRecord
 
 router = APIRouter(prefix="/api/v1", tags=["identity"], responses=ERRORS)
@@ -54,29 +49,10 @@ def profile_body(user: UserRecord) -> ProfileOut:
     )
 
 
-def _found(user: UserRecord | None) -> UserRecord:
-    if user is None or not user.active:
-        raise NotFound("No such user.")
-    return user
-
-
-async def update_profile(services: Services, user_id: str, body: ProfilePatchIn) -> UserRecord:
-    """Check the display name by the registration rule, then store the given fields."""
-    name = None if body.display_name is None else check_display_name(body.display_name, "")
-    user = await services.store.update_profile(
-        user_id, display_name=name, avatar_url=body.avatar_url, region=body.region
-    )
-    services.avatars.forget(user_id)
-    found = _found(user)
-    if name is not None:
-        await services.board.renamed(user_id, found.display_name)
-    return found
-
-
 @router.get("/users/me", response_model=ProfileOut)
 async def get_me(principal: PrincipalDep, services: ServicesDep) -> ProfileOut:
     """Your profile."""
-    return profile_body(_found(await services.store.get_user(principal.user_id)))
+    return profile_body(await services.profiles.get(principal.user_id))
 
 
 @router.patch("/users/me", response_model=ProfileOut)
@@ -84,4 +60,10 @@ async def patch_me(
     body: ProfilePatchIn, principal: PrincipalDep, services: ServicesDep
 ) -> ProfileOut:
     """Change your display name, avatar URL or region (fields left out stay as they are)."""
-    return profile_body(await update_profile(services, principal.user_id, body))
+    user = await services.profiles.update(
+        principal.user_id,
+        display_name=body.display_name,
+        avatar_url=body.avatar_url,
+        region=body.region,
+    )
+    return profile_body(user)
