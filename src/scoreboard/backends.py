@@ -205,6 +205,11 @@ class SharedRedisIndex:
         resume_cancel()
         return count
 
+    async def page(self, limit: int, offset: int = 0) -> tuple[list[RankedEntry], int]:
+        page = await self._inner.page(limit, offset)
+        resume_cancel()
+        return page
+
     async def entry_of(self, user_id: str) -> RankedEntry | None:
         entry = await self._inner.entry_of(user_id)
         resume_cancel()

@@ -145,6 +145,14 @@ async def test_rename_changes_the_name_only(index: RankIndex) -> None:
     assert (await index.entry_of("early")) == RankedEntry(2, "early", "From A Score Event", 10)
 
 
+async def test_page_is_top_and_count_together(index: RankIndex) -> None:
+    assert await index.page(10) == ([], 0)
+    await load(index, TIES)
+    for limit, offset in [(3, 0), (4, 2), (5, 8), (10, 20), (0, 0)]:
+        expected = (await index.top(limit, offset), len(TIES))
+        assert await index.page(limit, offset) == expected
+
+
 async def test_remove_then_late_apply_is_ignored(index: RankIndex) -> None:
     await load(index, [st("a", 3), st("b", 2), st("c", 1)])
     await index.remove("b")

@@ -45,6 +45,10 @@ class RankIndex(Protocol):
 
     async def count(self) -> int: ...
 
+    async def page(self, limit: int, offset: int = 0) -> tuple[list[RankedEntry], int]:
+        """`top(limit, offset)` and `count()` of one snapshot, in one round trip."""
+        ...
+
     async def entry_of(self, user_id: str) -> RankedEntry | None: ...
 
     async def around(self, user_id: str, neighbours: int) -> list[RankedEntry]:

@@ -83,6 +83,9 @@ class MemoryRankIndex:
     async def count(self) -> int:
         return len(self._board.keys)
 
+    async def page(self, limit: int, offset: int = 0) -> tuple[list[RankedEntry], int]:
+        return await self.top(limit, offset), len(self._board.keys)
+
     async def entry_of(self, user_id: str) -> RankedEntry | None:
         key = self._board.keys.get(user_id)
         if key is None:

@@ -113,6 +113,12 @@ end
 """
 _COUNT = "return redis.call('ZCARD', KEYS[1])"
 _RANGE = "return with_names(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2]), KEYS[2])"
+# [count, member, name, ...]: a page and the board's size from one snapshot.
+_PAGE = """
+local out = with_names(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2]), KEYS[2])
+table.insert(out, 1, redis.call('ZCARD', KEYS[1]))
+return out
+"""
 
 # [first rank - 1, member, name, ...] of the user and `ARGV[2]` neighbours each side, or {}.
 _ENTRY = """
@@ -228,6 +234,7 @@ class RedisRankIndex:
         self._remove = client.register_script(_REMOVE)
         self._rename = client.register_script(_RENAME)
         self._range = client.register_script(guard + _NAMES + _RANGE)
+        self._page = client.register_script(guard + _NAMES + _PAGE)
         self._entry = client.register_script(guard + _NAMES + _ENTRY)
         self._count = client.register_script(guard + _COUNT)
         self._stage = client.register_script(_STAGE)
@@ -270,6 +277,15 @@ class RedisRankIndex:
 
     async def count(self) -> int:
         return int(await self._count(keys=self._count_keys))
+
+    async def page(self, limit: int, offset: int = 0) -> tuple[list[RankedEntry], int]:
+        """`top(limit, offset)` and `count()` in one script call (one snapshot)."""
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0: {offset}")
+        if limit <= 0:
+            return [], await self.count()
+        reply = await self._page(keys=self._range_keys, args=[offset, offset + limit - 1])
+        return _entries(offset + 1, reply[1:]), int(reply[0])
 
     async def entry_of(self, user_id: str) -> RankedEntry | None:
         entries = await self.around(user_id, 0)

@@ -227,8 +227,7 @@ class LeaderboardService:
                 return cached.slice(limit, offset), cached.total, cached.generated_at
             generation = self.cache.generation(scope)
             try:
-                items = await self._index.top(limit, offset)
-                total = await self._index.count()
+                items, total = await self._index.page(limit, offset)
             except Exception as exc:
                 self.keeper.broken(f"read failed: {exc!r}")
             else:

@@ -290,7 +290,8 @@ class IndexKeeper:
         for attempt in range(3):
             before = await self._store.standings_page(COMPARED, 0)
             try:
-                indexed = (await self._index.count(), await self._index.top(COMPARED))
+                items, total = await self._index.page(COMPARED)
+                indexed = (total, items)
             except Exception:
                 return False
             after = await self._store.standings_page(COMPARED, 0)
