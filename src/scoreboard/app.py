@@ -96,7 +96,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         metrics=metrics,
         avatars=avatars,
         actions=ActionService(
-            backends.store, scoring, catalogue, backends.limiter, settings.rate_limit_score
+            backends.store, scoring, board, catalogue, backends.limiter, settings.rate_limit_score
         ),
         profiles=ProfileService(backends.store, board, avatars),
         redis_ping=backends.redis_ping,

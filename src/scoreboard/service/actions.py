@@ -35,6 +35,7 @@ from scoreboard.domain.errors import (
 )
 from scoreboard.domain.times import utcnow
 from scoreboard.realtime.base import RateLimiter
+from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.limits import enforce
 from scoreboard.service.scoring import ScoringService
 from scoreboard.store.base import ActionRecord, Store
@@ -57,6 +58,7 @@ class ActionService:
         self,
         store: Store,
         scoring: ScoringService,
+        board: LeaderboardService,
         catalogue: Catalogue,
         limiter: RateLimiter,
         start_limit: str,
@@ -65,6 +67,7 @@ class ActionService:
     ) -> None:
         self._store = store
         self._scoring = scoring
+        self._board = board
         self._catalogue = catalogue
         self._limiter = limiter
         self._start_limit = start_limit
@@ -117,8 +120,8 @@ class ActionService:
         cancelled = await self._store.cancel_action(action_id, self._clock())
         if cancelled is None:
             raise ActionNotOpen()
-        found = await self._store.standing_of(owner)
-        score, rank = (found[0].score, found[1]) if found is not None else (0, None)
+        found = await self._board.score_and_rank(owner)
+        score, rank = found if found is not None else (0, None)
         return ActionResult(cancelled, 0, score, rank)
 
     async def _open_action(self, caller: str, owner: str, action_id: str) -> ActionRecord:

@@ -264,14 +264,20 @@ class LeaderboardService:
 
     async def rank_of(self, user_id: str) -> int | None:
         """The user's current rank (index, or SQL when the index is unavailable)."""
+        found = await self.score_and_rank(user_id)
+        return None if found is None else found[1]
+
+    async def score_and_rank(self, user_id: str) -> tuple[int, int] | None:
+        """The user's current (score, rank), None when unranked (index, or SQL when the index
+        is unavailable)."""
         if self.keeper.ok:
             try:
                 entry = await self._index.entry_of(user_id)
-                return None if entry is None else entry.rank
+                return None if entry is None else (entry.score, entry.rank)
             except Exception as exc:
                 self.keeper.broken(f"read failed: {exc!r}")
         found = await self._store.standing_of(user_id)
-        return None if found is None else found[1]
+        return None if found is None else (found[0].score, found[1])
 
     async def mine(self, scope: str, user_id: str, display_name: str, around: int) -> MyStanding:
         check_scope(scope)
