@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -145,9 +145,7 @@ class Hub:
             for scope, subs in list(self._subs.items()):
                 if not subs:
                     continue
-                top = await self._top(scope, max(s.limit for s in subs))
-                await _prepare(subs, top)
-                stamp = now_rfc3339()
+                top, stamp = await self._read(scope, subs)
                 for sub in list(subs):
                     items = tuple(top[: sub.limit])
                     for message in sub.dialect.snapshot(sub.limit, items, stamp):
@@ -175,9 +173,7 @@ class Hub:
             subs = self._subs.get(scope)
             if not subs:
                 return
-            top = await self._top(scope, max(s.limit for s in subs))
-            await _prepare(subs, top)
-            stamp = now_rfc3339()
+            top, stamp = await self._read(scope, subs)
             encoded: dict[tuple[str, int, int], list[str]] = {}
             states: dict[int, tuple[RankedEntry, ...]] = {}
             pinned: list[tuple[RankedEntry, ...]] = []  # keeps id() keys unique in this pass
@@ -199,14 +195,16 @@ class Hub:
                 sub.last = items
                 self._reap(sub)
 
+    async def _read(self, scope: str, subs: set[Subscriber]) -> tuple[list[RankedEntry], str]:
+        """The top as deep as any subscriber sees, each dialect in use prepared for it (see
+        `Dialect.prepare`), and the pass's timestamp."""
+        top = await self._top(scope, max(s.limit for s in subs))
+        for dialect in {id(sub.dialect): sub.dialect for sub in subs}.values():
+            await dialect.prepare(top)
+        return top, now_rfc3339()
+
     def _reap(self, sub: Subscriber) -> None:
         if sub.dropped:
             self.detach(sub)
             if self._on_drop is not None:
                 self._on_drop()
-
-
-async def _prepare(subs: Iterable[Subscriber], top: Sequence[RankedEntry]) -> None:
-    """Each dialect in use prepares once for the pass (see `Dialect.prepare`)."""
-    for dialect in {id(sub.dialect): sub.dialect for sub in subs}.values():
-        await dialect.prepare(top)
