@@ -150,10 +150,11 @@ async def _plan(batch: Batch, c: ScoreCommand) -> Plan:
     new_score = user.score + c.points
     if not SCORE_MIN <= new_score <= SCORE_MAX:
         return CONFLICT
-    if c.action_id is not None and not await _complete_action(batch, c):
+    at_us = c.at_us if c.at_us > 0 else to_us(batch.now)  # 0: the batch's time
+    if c.action_id is not None and not await _complete_action(batch, c, at_us):
         return CONFLICT
     if c.points or not user.version:  # zero points reach no new score: its time stays
-        user.reached_at_us = c.at_us if c.at_us > 0 else to_us(batch.now)
+        user.reached_at_us = at_us
     user.score, user.version, user.touched = new_score, user.version + 1, True
     event = NewEvent(c, user.display_name, new_score, user.reached_at_us, user.version)
     if key is not None:
@@ -161,7 +162,7 @@ async def _plan(batch: Batch, c: ScoreCommand) -> Plan:
     return event
 
 
-async def _complete_action(batch: Batch, c: ScoreCommand) -> bool:
+async def _complete_action(batch: Batch, c: ScoreCommand, at_us: int) -> bool:
     """Complete the command's action if it is the user's and still open."""
     result = await batch.conn.execute(
         sa.update(actions)
@@ -172,7 +173,7 @@ async def _complete_action(batch: Batch, c: ScoreCommand) -> bool:
         )
         .values(
             status="completed",
-            ended_at=from_us(c.at_us) if c.at_us > 0 else batch.now,
+            ended_at=from_us(at_us),
             points=c.points,
         )
         .returning(actions.c.action_id)
