@@ -1,9 +1,8 @@
 """Alembic environment: async engines, one transaction for the whole upgrade, and one migrator
 at a time.
 
-Run through `scoreboard.store.migrate.run_migrations(url)` (which passes the URL in
-`config.attributes["url"]`), or with a connection already open in
-`config.attributes["connection"]`.
+Run through `scoreboard.store.migrate.run_migrations(url)`, which passes the URL in
+`config.attributes["url"]` (the only entry point: there is no alembic.ini).
 
 Concurrent migrators (several processes starting at once) are serialized: on PostgreSQL by a
 transaction-scoped advisory lock taken before Alembic reads the current revision, on SQLite by
@@ -14,7 +13,6 @@ then finds the schema at head and does nothing.
 from __future__ import annotations
 
 import asyncio
-from logging.config import fileConfig
 
 import sqlalchemy as sa
 from alembic import context
@@ -28,36 +26,20 @@ from scoreboard.store.schema import metadata
 
 config = context.config
 
-if config.config_file_name is not None:
-    fileConfig(config.config_file_name)
-
 
 def _url() -> str:
-    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    url = config.attributes.get("url")
     if not url:
-        raise RuntimeError("No database URL: set config.attributes['url'] or sqlalchemy.url.")
+        raise RuntimeError("No database URL: run through store.migrate.run_migrations(url).")
     return str(url)
 
 
-def run_migrations_offline() -> None:
-    """Emit the SQL instead of running it (`alembic upgrade head --sql`)."""
-    context.configure(
-        url=_url(),
-        target_metadata=metadata,
-        literal_binds=True,
-        dialect_opts={"paramstyle": "named"},
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
 def do_run_migrations(connection: Connection) -> None:
-    is_sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=metadata,
         compare_type=True,
-        render_as_batch=is_sqlite,
+        render_as_batch=connection.dialect.name == "sqlite",
         # SQLite can run DDL in a transaction once the driver no longer manages transactions
         # (see store/engine.py); the whole upgrade then commits or rolls back as one.
         transactional_ddl=True,
@@ -82,15 +64,4 @@ async def run_async_migrations() -> None:
         await engine.dispose()
 
 
-def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        do_run_migrations(connection)
-    else:
-        asyncio.run(run_async_migrations())
-
-
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+asyncio.run(run_async_migrations())
