@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -123,3 +124,28 @@ async def settle(clients: list[Any], quiet_for: float = 0.4) -> None:
             return
         counts = now
         await asyncio.sleep(quiet_for)
+
+
+def seed003_entries(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What a 003 client keeps: userId -> entry, folded from its snapshot, update and remove
+    messages."""
+    entries: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        if message["type"] == "snapshot":
+            entries = {e["userId"]: e for e in message["top"]}
+        elif message["type"] == "update":
+            entries[message["userId"]] = message
+        elif message["type"] == "remove":
+            entries.pop(message["userId"], None)
+    return entries
+
+
+@asynccontextmanager
+async def serve_catalogue(
+    database_url: str, data_dir: Path, catalogue: dict[str, Any]
+) -> AsyncIterator[Served]:
+    """`serve` with an action catalogue of the test's own."""
+    path = data_dir / "actions.json"
+    path.write_text(json.dumps(catalogue))
+    async with serve(database_url, data_dir, actions_file=path) as instance:
+        yield instance

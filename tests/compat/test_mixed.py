@@ -10,11 +10,10 @@ import asyncio
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from tests.compat import PASSWORD, auth, settle
+from tests.compat import PASSWORD, auth, seed003_entries, settle
 from tests.e2e.client import LiveClient
 from tests.e2e.conftest import FAST
 from tests.e2e.server import ServerProcess
@@ -52,15 +51,7 @@ def top_scores_board(live: LiveClient) -> Board:
 
 
 def seed003_board(live: LiveClient) -> Board:
-    entries: dict[str, dict[str, Any]] = {}
-    for message in live.messages:
-        if message["type"] == "snapshot":
-            entries = {e["userId"]: e for e in message["top"]}
-        elif message["type"] == "update":
-            entries[message["userId"]] = message
-        elif message["type"] == "remove":
-            entries.pop(message["userId"], None)
-    ordered = sorted(entries.values(), key=lambda e: e["rank"])
+    ordered = sorted(seed003_entries(live.messages).values(), key=lambda e: e["rank"])
     return [(e["userId"], e["handle"], e["score"]) for e in ordered]
 
 

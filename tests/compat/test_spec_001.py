@@ -5,14 +5,13 @@ lifecycle (`POST /users/:userId/actions`, `PUT /users/:userId/actions/:actionId`
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.compat import Served, account, auth, serve
+from tests.compat import Served, account, auth, serve_catalogue
 from tests.e2e.client import LiveClient
 
 CATALOGUE = {
@@ -27,9 +26,7 @@ CATALOGUE = {
 
 @pytest.fixture
 async def served(database_url: str, tmp_path: Path) -> AsyncIterator[Served]:
-    catalogue = tmp_path / "actions.json"
-    catalogue.write_text(json.dumps(CATALOGUE))
-    async with serve(database_url, tmp_path, actions_file=catalogue) as instance:
+    async with serve_catalogue(database_url, tmp_path, CATALOGUE) as instance:
         yield instance
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.compat import Served, auth, board, serve, user
+from tests.compat import Served, auth, board, seed003_entries, serve, user
 from tests.e2e.client import LiveClient
 
 
@@ -27,15 +27,7 @@ class Top:
         self.live = live
 
     def state(self) -> dict[str, dict[str, Any]]:
-        entries: dict[str, dict[str, Any]] = {}
-        for message in self.live.messages:
-            if message["type"] == "snapshot":
-                entries = {e["userId"]: e for e in message["top"]}
-            elif message["type"] == "update":
-                entries[message["userId"]] = message
-            elif message["type"] == "remove":
-                entries.pop(message["userId"], None)
-        return entries
+        return seed003_entries(self.live.messages)
 
     def scores(self) -> dict[str, int]:
         return {user_id: e["score"] for user_id, e in self.state().items()}

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.compat import Served, auth, serve, user
+from tests.compat import Served, auth, serve_catalogue, user
 from tests.e2e.client import LiveClient
 
 # A deployment for 004 clients lists their action types in its catalogue.
@@ -27,9 +26,7 @@ AVATAR = "https://cdn.example.com/avatars/54321.jpg"
 
 @pytest.fixture
 async def served(database_url: str, tmp_path: Path) -> AsyncIterator[Served]:
-    catalogue = tmp_path / "actions.json"
-    catalogue.write_text(json.dumps(CATALOGUE))
-    async with serve(database_url, tmp_path, actions_file=catalogue) as instance:
+    async with serve_catalogue(database_url, tmp_path, CATALOGUE) as instance:
         yield instance
 
 
