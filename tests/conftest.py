@@ -21,6 +21,9 @@ from urllib.parse import urlsplit
 import pytest
 from tests.throwaway import ThrowawayRedis
 
+from scoreboard.store.migrate import run_migrations
+from scoreboard.store.sql import SqlStore
+
 PG_ADMIN_URL = os.environ.get("SCOREBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SCOREBOARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -104,6 +107,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'scoreboard.db'}"
     return str(request.getfixturevalue("fresh_pg_url"))
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    """A migrated SqlStore on SQLite and on PostgreSQL (`database_url`), closed after."""
+    await run_migrations(database_url)
+    opened = await SqlStore.open(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture

@@ -28,8 +28,6 @@ from scoreboard.service.identity import IdentityService, Principal
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.tokens import ExternalProvider, TokenIssuer, TokenVerifier
 from scoreboard.store.base import Store
-from scoreboard.store.migrate import run_migrations
-from scoreboard.store.sql import SqlStore
 
 from .test_tokens import (  # noqa: F401  (provider is a fixture)
     AUDIENCE,
@@ -42,17 +40,6 @@ from .test_tokens import (  # noqa: F401  (provider is a fixture)
 )
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    """The real SqlStore, on SQLite and on PostgreSQL."""
-    await run_migrations(database_url)
-    sql = await SqlStore.open(database_url)
-    try:
-        yield sql
-    finally:
-        await sql.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,6 @@ from scoreboard.store.engine import async_url
 from scoreboard.store.migrate import run_migrations
 from scoreboard.store.schema import users
 from scoreboard.store.sql import SqlStore
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SqlStore]:
-    await run_migrations(database_url)
-    opened = await SqlStore.open(database_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def cmd(user: UserRecord | str, points: int = 10, **kw: Any) -> ScoreCommand:
