@@ -27,9 +27,8 @@ def serve(
     forwarded_allow_ips: Annotated[str, typer.Option()] = "127.0.0.1",
 ) -> None:
     """Run the service (migrates the database first)."""
-    import uvicorn
-
     from scoreboard.app import create_app
+    from scoreboard.transport.serve import ServeOptions, run
 
     settings = Settings()
     logging.basicConfig(
@@ -37,17 +36,9 @@ def serve(
     )
     if not settings.redis_url:
         console.print(f"[bold]scoreboard[/] embedded mode: {settings.resolved_database_url()}")
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=log_level,
-        ws_max_size=settings.ws_max_message_bytes,
-        ws_per_message_deflate=False,
-        proxy_headers=proxy_headers,
-        forwarded_allow_ips=forwarded_allow_ips,
-        timeout_graceful_shutdown=5,
-    )
+    api = create_app(settings)
+    options = ServeOptions(host, port, log_level, proxy_headers, forwarded_allow_ips)
+    run(api, settings, api.state.metrics, options)
 
 
 @app.command()

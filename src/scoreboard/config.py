@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(1.0, gt=0, le=30)
     rate_limit_fail_open: bool = True
 
+    # Transport limits, enforced by `scoreboard serve`'s HTTP protocol before the app sees a
+    # request (scoreboard.transport; docs/SECURITY.md). Sizes in bytes, times in seconds; a
+    # per-address cap of 0 turns that cap off (behind a proxy every client has its address).
+    max_url_bytes: int = Field(8 * 1024, ge=256, le=1024 * 1024)
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(100, ge=8, le=10_000)
+    request_read_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    idle_timeout_seconds: float = Field(5.0, gt=0, le=3600)
+    max_connections_per_address: int = Field(256, ge=0)
+    max_websockets_per_address: int = Field(128, ge=0)
+
     # The cached top-N (pre-encoded) answers reads for at most this long between changes.
     top_cache_seconds: float = Field(2.0, ge=0, le=60)
 

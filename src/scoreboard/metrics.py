@@ -40,6 +40,24 @@ class Metrics:
         self.rate_limited = Counter(
             "scoreboard_rate_limited_total", "Requests refused by rate limits", registry=r
         )
+        # Transport limits (scoreboard.transport): open connections by kind (http, websocket),
+        # connections refused by the per-address caps, and connections the server closed
+        # because a limit or timeout was hit.
+        self.connections_open = Gauge(
+            "scoreboard_connections_open", "Open client connections", ["kind"], registry=r
+        )
+        self.connections_refused = Counter(
+            "scoreboard_connections_refused_total",
+            "Connections refused by a per-address cap",
+            ["reason"],
+            registry=r,
+        )
+        self.connections_closed = Counter(
+            "scoreboard_connections_closed_total",
+            "Connections closed by the server for a transport limit or timeout",
+            ["reason"],
+            registry=r,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -16,8 +17,15 @@ from tests.conftest import free_port
 class ServerProcess:
     """One `scoreboard serve` on a free port, with its own environment and log file."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        port: int | None = None,
+        open_files: int | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.open_files = open_files  # start with this soft limit on open files
         self.port = port or free_port()
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
@@ -40,9 +48,18 @@ class ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                cmd, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+                cmd,
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_open_files if self.open_files else None,
             )
         return self.proc
+
+    def _limit_open_files(self) -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         """Start the process and wait until `/readyz` answers 200."""
