@@ -19,7 +19,8 @@ from websockets.exceptions import (
 
 from scoreboard.config import Settings
 from scoreboard.metrics import Metrics
-from scoreboard.transport.guard import ConnectionGuard, TransportLimits, http_answer
+from scoreboard.transport.answers import http_answer
+from scoreboard.transport.guard import ConnectionGuard, TransportLimits
 
 
 def limits(connections: int = 2, websockets: int = 1) -> TransportLimits:

@@ -1,18 +1,12 @@
-"""The transport limits, the per-address connection accounting and the pre-encoded answers."""
+"""The transport limits and the per-address connection accounting."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 
-import orjson
-from websockets.exceptions import HeaderLineTooLong, RequestLineTooLong, TooManyHeaders
-
-from scoreboard.api.errors import error_body
 from scoreboard.config import Settings
 from scoreboard.metrics import Metrics
+from scoreboard.transport.answers import Answers
 
 # Raw bytes of a request head beyond its URL and header names and values: the method, the
 # version and line ends of the request line, and ": " and CRLF around every header.
@@ -48,97 +42,6 @@ class TransportLimits:
         fed of a head at most, so an endless header costs this much memory, not more."""
         framing = _HEAD_FRAMING + _PER_HEADER_FRAMING * self.max_headers
         return self.max_url_bytes + self.max_header_bytes + framing
-
-
-def http_answer(
-    status: int, code: str, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> bytes:
-    """A complete HTTP/1.1 response in the project's error shape that closes the connection."""
-    body = orjson.dumps(error_body(code, message))
-    lines = [
-        b"HTTP/1.1 %d %s" % (status, HTTPStatus(status).phrase.encode()),
-        b"content-type: application/json",
-        b"content-length: %d" % len(body),
-        b"connection: close",
-        *(name + b": " + value for name, value in headers),
-    ]
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """One answer the transport gives on its own, and the metric that counts it."""
-
-    response: bytes
-    count: Callable[[], None]
-
-
-class Answers:
-    """Every refusal, encoded once per server (the error path allocates nothing either)."""
-
-    def __init__(self, limits: TransportLimits, metrics: Metrics) -> None:
-        closed, refused = metrics.connections_closed, metrics.connections_refused
-        retry = (b"retry-after", b"%d" % max(1, math.ceil(limits.idle_timeout)))
-        self.uri_too_long = Refusal(
-            http_answer(414, "URI_TOO_LONG", f"The URL exceeds {limits.max_url_bytes} bytes."),
-            closed.labels("uri_too_long").inc,
-        )
-        self.headers_too_large = Refusal(
-            http_answer(
-                431,
-                "HEADERS_TOO_LARGE",
-                f"The request headers exceed {limits.max_header_bytes} bytes.",
-            ),
-            closed.labels("headers_too_large").inc,
-        )
-        self.too_many_headers = Refusal(
-            http_answer(
-                431, "HEADERS_TOO_LARGE", f"The request has more than {limits.max_headers} headers."
-            ),
-            closed.labels("too_many_headers").inc,
-        )
-        self.malformed = Refusal(
-            http_answer(400, "VALIDATION_FAILED", "Malformed HTTP request."),
-            closed.labels("malformed").inc,
-        )
-        self.read_timeout = Refusal(
-            http_answer(
-                408,
-                "REQUEST_TIMEOUT",
-                f"The request did not arrive in full within {limits.read_timeout:g} s.",
-            ),
-            closed.labels("read_timeout").inc,
-        )
-        self.too_many_connections = Refusal(
-            http_answer(
-                503,
-                "SERVICE_UNAVAILABLE",
-                f"Too many open connections from your address (at most "
-                f"{limits.max_connections_per_address}); close some or retry later.",
-                (retry,),
-            ),
-            refused.labels("connections_per_address").inc,
-        )
-        self.too_many_websockets = Refusal(
-            http_answer(
-                503,
-                "SERVICE_UNAVAILABLE",
-                f"Too many live connections from your address (at most "
-                f"{limits.max_websockets_per_address}); close some or retry later.",
-                (retry,),
-            ),
-            refused.labels("websockets_per_address").inc,
-        )
-
-    def for_handshake_error(self, exc: Exception) -> Refusal:
-        """The answer to a WebSocket handshake the websockets parser refused."""
-        if isinstance(exc, RequestLineTooLong):
-            return self.uri_too_long
-        if isinstance(exc, TooManyHeaders):
-            return self.too_many_headers
-        if isinstance(exc, HeaderLineTooLong):
-            return self.headers_too_large
-        return self.malformed
 
 
 class ConnectionGuard:

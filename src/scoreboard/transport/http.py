@@ -28,7 +28,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from scoreboard.transport.guard import ConnectionGuard, Refusal
+from scoreboard.transport.answers import Refusal
+from scoreboard.transport.guard import ConnectionGuard
 from scoreboard.transport.websocket import GuardedWebSocketProtocol
 
 # After answering a refusal the server half-closes and reads (discarding) until the client
@@ -223,6 +224,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             cycle.disconnected = True  # the app's answer would follow ours: it is dropped
             cycle.message_event.set()
         self.transport.write(refusal.response)
+        self.flow.resume_reading()  # read on (and discard), to see the client's close
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
