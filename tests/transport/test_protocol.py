@@ -118,6 +118,16 @@ async def test_pipelined_requests_in_one_read_are_all_answered(running: Running)
     writer.close()
 
 
+async def test_many_pipelined_requests_longer_than_a_head_budget(running: Running) -> None:
+    # 2,000 small requests in one write (~60 KiB, over one head's budget): each head is
+    # within the limits, so none may be refused for the bytes of the others.
+    reader, writer = await dial(running)
+    writer.write(b"".join(b"GET /q%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in range(2000)))
+    for n in range(2000):
+        assert await response(reader) == (200, {"read": 0, "path": f"/q{n}"})
+    writer.close()
+
+
 async def test_a_head_in_many_pieces_is_parsed(running: Running) -> None:
     reader, writer = await dial(running)
     request = b"POST /slow HTTP/1.1\r\nHost: x\r\n%sContent-Length: 5\r\n\r\nhello" % (

@@ -60,6 +60,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._admitted = False
         self._done = False  # answered on our own or upgraded: nothing more is parsed
         self._in_head = True  # the next bytes belong to a request head
+        self._heads = 0  # heads parsed on this connection
         self._partial = False  # a request has begun and not yet fully arrived
         self._head_left = self.limits.head_budget
         self._url_bytes = self._header_count = self._header_bytes = 0
@@ -114,10 +115,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         or the next request with a budget of its own)."""
         cut = max(self._head_left, 0)
         self._head_left -= cut
+        heads = self._heads
         self._feed(data[:cut])
         if self._done:
             return
-        if self._in_head:
+        if self._heads == heads:  # the head under way did not end within its budget
             too_long = self._url_bytes > self.limits.max_url_bytes
             answers = self.guard.answers
             self._answer(answers.uri_too_long if too_long else answers.headers_too_large)
@@ -159,6 +161,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._heads += 1
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
