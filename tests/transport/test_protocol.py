@@ -59,18 +59,18 @@ class Running:
         return self.metrics.registry.get_sample_value("scoreboard_connections_open", {"kind": kind})
 
 
-@pytest.fixture
-async def running() -> AsyncIterator[Running]:
-    settings = Settings(
-        max_header_bytes=16 * 1024,
-        max_connections_per_address=50,
-        idle_timeout_seconds=60,
-        request_read_timeout_seconds=60,
-    )
+async def start(**overrides: Any) -> tuple[Running, uvicorn.Server, asyncio.Task[None]]:
+    values: dict[str, Any] = {
+        "max_header_bytes": 16 * 1024,
+        "max_connections_per_address": 50,
+        "idle_timeout_seconds": 60,
+        "request_read_timeout_seconds": 60,
+        **overrides,
+    }
     metrics = Metrics()
     port = free_port()
     options = ServeOptions(port=port, log_level="warning")
-    config = build_config(echo, settings, metrics, options)  # type: ignore[arg-type]
+    config = build_config(echo, Settings(**values), metrics, options)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(300):
@@ -78,9 +78,28 @@ async def running() -> AsyncIterator[Running]:
             break
         await asyncio.sleep(0.05)
     assert server.started
-    yield Running(port, metrics, config)
-    server.should_exit = True
-    await asyncio.wait_for(task, WAIT)
+    return Running(port, metrics, config), server, task
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Any]:
+    """`await serve(**settings)`: a server with those settings, stopped after the test."""
+    started: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def factory(**overrides: Any) -> Running:
+        running, server, task = await start(**overrides)
+        started.append((server, task))
+        return running
+
+    yield factory
+    for server, task in started:
+        server.should_exit = True
+        await asyncio.wait_for(task, WAIT)
+
+
+@pytest.fixture
+async def running(serve: Any) -> Running:
+    return await serve()  # type: ignore[no-any-return]
 
 
 async def dial(running: Running) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -182,3 +201,27 @@ async def test_a_websocket_holds_its_slot_until_it_closes(running: Running) -> N
         assert (running.open("http"), running.open("websocket")) == (0, 1)
     assert await wait_for(lambda: running.guard.held("127.0.0.1") == (0, 0))
     assert running.open("websocket") == 0
+
+
+async def status_of(running: Running, request: bytes) -> int:
+    reader, writer = await dial(running)
+    writer.write(request)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    writer.close()
+    return int(head.split()[1])
+
+
+async def test_the_size_settings_set_the_limits(serve: Any) -> None:
+    running = await serve(max_url_bytes=512, max_header_bytes=2048, max_headers=10)
+    url = b"/" + b"u" * 500
+    assert await status_of(running, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % url) == 200
+    url = b"/" + b"u" * 600
+    assert await status_of(running, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % url) == 414
+    fields = b"".join(b"X-%d: 1\r\n" % n for n in range(9))  # with Host: 10 headers
+    assert await status_of(running, b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n" % fields) == 200
+    fields += b"X-last: 1\r\n"
+    assert await status_of(running, b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n" % fields) == 431
+    big = b"X-Big: %s\r\n" % (b"b" * 1900)
+    assert await status_of(running, b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n" % big) == 200
+    big = b"X-Big: %s\r\n" % (b"b" * 2100)
+    assert await status_of(running, b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n" % big) == 431
