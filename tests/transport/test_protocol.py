@@ -23,11 +23,16 @@ WAIT = 30.0
 
 
 async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """HTTP: answers the length of the body it read. WebSocket: accepts and echoes."""
+    """HTTP: answers the length of the body it read (`/early`: 204 at once, reading nothing).
+    WebSocket: accepts and echoes."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
+    elif scope["type"] == "http" and scope["path"] == "/early":  # answers without reading
+        headers = [(b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
     elif scope["type"] == "http":
         size, more = 0, True
         while more:
@@ -225,3 +230,18 @@ async def test_the_size_settings_set_the_limits(serve: Any) -> None:
     assert await status_of(running, b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n" % big) == 200
     big = b"X-Big: %s\r\n" % (b"b" * 2100)
     assert await status_of(running, b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n" % big) == 431
+
+
+async def test_a_body_that_stalls_after_the_answer_gets_no_second_answer(serve: Any) -> None:
+    running = await serve(request_read_timeout_seconds=0.5)
+    reader, writer = await dial(running)
+    writer.write(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    assert head.startswith(b"HTTP/1.1 204 ")
+    assert await asyncio.wait_for(reader.read(), WAIT) == b""  # closed, no 408 after the 204
+    writer.close()
+    closed = {"reason": "read_timeout"}
+    assert (
+        running.metrics.registry.get_sample_value("scoreboard_connections_closed_total", closed)
+        == 1
+    )

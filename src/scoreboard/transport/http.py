@@ -183,8 +183,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # Answers of our own.
     def _read_timed_out(self) -> None:
         self._read_timer = None
-        if not self.transport.is_closing():
-            self._answer(self.guard.answers.read_timeout)
+        if self.transport.is_closing():
+            return
+        if not self._in_head and self.cycle is not None and self.cycle.response_started:
+            # The app answered before the body arrived (a 413, say): a 408 now would be a
+            # second answer to one request, so just close.
+            self.guard.answers.read_timeout.count()
+            self.transport.close()
+            return
+        self._answer(self.guard.answers.read_timeout)
 
     def handle_websocket_upgrade(self) -> None:
         self._cancel_read_timer()
