@@ -9,6 +9,7 @@ server without the limits fails by not answering before the timeout)."""
 from __future__ import annotations
 
 import json
+import resource
 import select
 import socket
 import time
@@ -62,6 +63,18 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "SCOREBOARD_WS_REQUIRE_AUTH": "false",
     }
     yield from _serve(tmp_path_factory.mktemp("capped"), env)
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Default caps, started with a soft limit of 1024 open files; long idle timeout."""
+    env = {"SCOREBOARD_IDLE_TIMEOUT_SECONDS": "300"}
+    workdir = tmp_path_factory.mktemp("crowded")
+    values = {"SCOREBOARD_DATA_DIR": str(workdir / "data"), **FAST, **env}
+    server = ServerProcess(workdir, values, open_files=1024)
+    server.start(timeout=90)
+    yield server
+    server.stop()
 
 
 def dial(server: ServerProcess, source: str = "127.0.0.1") -> socket.socket:
@@ -259,7 +272,8 @@ def test_bad_content_length_gets_400(tight: ServerProcess, lengths: bytes) -> No
 
 def test_the_per_address_cap_refuses_the_extra_connection(capped: ServerProcess) -> None:
     # The held connections come from 127.0.0.2, so 127.0.0.1 (metrics, healthz) stays free.
-    refused = metric(capped, "scoreboard_connections_refused_total")
+    reason = "connections_per_address"
+    refused = metric(capped, "scoreboard_connections_refused_total", reason=reason)
     held = [dial(capped, "127.0.0.2") for _ in range(8)]
     try:
         with dial(capped, "127.0.0.2") as extra:
@@ -269,7 +283,6 @@ def test_the_per_address_cap_refuses_the_extra_connection(capped: ServerProcess)
         assert int(headers["retry-after"]) >= 1
         assert healthy(capped)  # another address is served meanwhile
         assert metric(capped, "scoreboard_connections_open", kind="http") >= 8
-        reason = "connections_per_address"
         assert metric(capped, "scoreboard_connections_refused_total", reason=reason) == refused + 1
     finally:
         for sock in held:
@@ -319,3 +332,25 @@ def test_serve_raises_the_open_files_limit(tight: ServerProcess) -> None:
     if hard == str(OPEN_FILES):
         pytest.skip("the hard limit leaves nothing to raise")
     assert soft == (str(1 << 20) if hard == "unlimited" else hard)
+
+
+def test_a_normal_request_is_served_beside_1100_idle_sockets(crowded: ServerProcess) -> None:
+    # The issue's case: 1,100 idle sockets under `ulimit -n 1024` made a normal request fail.
+    # From five addresses (220 each, under the per-address cap), so none is refused.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip(f"the hard limit on open files ({hard}) is too low for this test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    idle = [dial(crowded, f"127.0.0.{10 + n % 5}") for n in range(1100)]
+    try:
+        assert healthy(crowded)
+
+        def all_accepted() -> bool:
+            return metric(crowded, "scoreboard_connections_open", kind="http") > 1100
+
+        assert eventually(all_accepted)
+        reason = "connections_per_address"
+        assert metric(crowded, "scoreboard_connections_refused_total", reason=reason) == 0
+    finally:
+        for sock in idle:
+            sock.close()
