@@ -6,10 +6,13 @@ change replaces them, re-encoded from what was sent, so diff dialects stay exact
 pending server notice (a keepalive ping) and one close. Nothing accumulates however slow the
 client: its memory is the slots plus what the server's socket buffers.
 
-Sends run in a short-lived task started when a slot fills and ending when the slots are empty,
-so an idle connection has no task of its own. Replies to a client's frames are sent inline by
-the connection's reader (`reply`), before it reads the next frame: a client's replies wait on
-its own reading, never in a buffer, and a burst of pings never evicts a client that reads.
+Sends start in the caller (the hub's fan-out) and finish there when the socket takes them at
+once, as it does for a client that keeps up: no task per message. Only a send that has to wait
+moves to a task of its own (`_resume`), which ends when the slots are empty, so an idle
+connection has no task and a slow one never holds up the fan-out. Replies to a client's
+frames are sent inline by the connection's reader (`reply`), before it reads the next frame:
+a client's replies wait on its own reading, never in a buffer, and a burst of pings never
+evicts a client that reads.
 
 A send that has not completed for `send_timeout` means the client's socket is not draining;
 the hub's sweep then evicts the subscriber (`evict`: close 1013, counted in
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Sequence
+import functools
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from enum import IntEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from scoreboard.domain.ranking import RankedEntry
 from scoreboard.realtime.dialects import Dialect
@@ -161,8 +166,14 @@ class Subscriber:
             await self._timed(self._wire.send(message))
 
     def _kick(self) -> None:
-        if self._flusher is None and not self.abandoned:
-            self._flusher = self._loop.create_task(self._flush())
+        if self._flusher is not None or self.abandoned:
+            return
+        flush = self._flush()
+        try:
+            waiting = flush.send(None)  # run it here until it would wait, if it ever does
+        except StopIteration:
+            return
+        self._flusher = self._loop.create_task(_resume(flush, waiting))
 
     async def _flush(self) -> None:
         try:
@@ -208,3 +219,21 @@ class Subscriber:
         while self._flusher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._flusher)
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, None, None]:
+    """Drive a coroutine that was started outside any task and is waiting on `waiting` (what it
+    yielded) to its end, as a task would: the futures it waits on are passed to the task
+    running this, and what is thrown in (a cancellation) is passed to it."""
+    while True:
+        try:
+            yield waiting
+        except BaseException as exc:
+            step: Callable[[], Any] = functools.partial(coroutine.throw, exc)
+        else:
+            step = functools.partial(coroutine.send, None)
+        try:
+            waiting = step()
+        except StopIteration:
+            return
