@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -77,7 +78,8 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
     hub = Hub(
         board.top,
         tick_seconds=settings.ws_tick_ms / 1000,
-        queue_size=settings.ws_queue_size,
+        ping_seconds=settings.ws_ping_seconds,
+        send_timeout_seconds=settings.ws_send_timeout_seconds,
         on_drop=metrics.ws_dropped.inc,
     )
     return Services(
@@ -147,6 +149,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     board.start()
     await services.broker.start(on_message, on_resync)
     maintainer = asyncio.create_task(_maintain(services), name="index-maintainer")
+    # Everything start-up made (modules, the app, an in-memory index of the whole board)
+    # lives as long as the process: out of the collector's view, full collections walk only
+    # what requests and connections allocate, which keeps them out of live fan-out.
+    gc.freeze()
     try:
         yield
     finally:
@@ -187,4 +193,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_web(app)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
+    app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)
     return app

@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     ws_require_auth: bool = True
     ws_ping_seconds: float = Field(25.0, gt=0)
     ws_tick_ms: float = Field(50.0, ge=0, le=5000)
-    ws_queue_size: int = Field(64, ge=2)
+    # A client whose socket takes nothing for this long is closed 1013 (too slow).
+    ws_send_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    # Kernel send buffer of each live socket (0: the kernel's autotuning, up to megabytes):
+    # bounds what a client that stops reading holds before it is noticed.
+    ws_socket_send_buffer_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
     ws_max_message_bytes: int = 64 * 1024
 
     # Rank index upkeep. Every `reconcile_seconds` (0: never) the index is compared with the

@@ -1,32 +1,33 @@
-"""Live leaderboard over WebSocket (API.md section 2, "Live updates").
+"""Live leaderboard over WebSocket (API.md section 2, "Live updates"): transport only.
 
-One connection = one hub subscriber plus three tasks: a sender draining the subscriber's
-bounded queue, a receiver answering client frames, and a timer for keepalive pings and token
-expiry. Whichever ends first ends the connection.
+A connection is one task, this endpoint's: it authenticates, subscribes to the hub, then reads
+client frames and answers each before reading the next. Everything the server sends on its own
+(board changes, keepalive pings, the close at token expiry) goes through the `Subscriber`'s
+slots and is sent by a task that exists only while something is pending.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import WebSocket
-from starlette.websockets import WebSocketDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scoreboard.container import Services
 from scoreboard.domain.errors import DomainError, Unauthenticated, ValidationFailed
 from scoreboard.domain.times import now_rfc3339
 from scoreboard.realtime.dialects import Dialect
-from scoreboard.realtime.hub import Close, Subscriber
+from scoreboard.realtime.subscriber import CloseCode, Subscriber
 from scoreboard.service.identity import Principal
 from scoreboard.service.leaderboard import MAX_LIMIT, check_range, check_scope
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
+log = logging.getLogger(__name__)
+
 SMALL_FRAME = 4096  # client frames are tiny control messages; larger ones are refused
 
 
@@ -78,6 +79,45 @@ async def _refuse(ws: WebSocket, subprotocol: str | None, error: DomainError, co
     await ws.close(code=code, reason=error.message[:120])
 
 
+class SendBuffer:
+    """ASGI middleware: cap the kernel send buffer of every live connection's socket at
+    `max_bytes` (the kernel doubles it), so a client that stops reading fills its buffers, and
+    is noticed by the hub's sweep, after about that much instead of after the kernel's
+    autotuned maximum (`net.ipv4.tcp_wmem`, megabytes). It uses the server's transport when
+    the ASGI `send` it is given exposes one (uvicorn's protocols: `send.__self__.transport`);
+    with another server it does nothing, and the sweep still works, only later. 0: off."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.max_bytes > 0:
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.max_bytes)
+                except OSError:
+                    log.debug("live: cannot cap the socket's send buffer", exc_info=True)
+        await self.app(scope, receive, send)
+
+
+class _Wire:
+    """`realtime.subscriber.Wire` over a Starlette WebSocket."""
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+
+    async def send(self, text: str) -> None:
+        await self._ws.send({"type": "websocket.send", "text": text})
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code=code, reason=reason)
+
+
 def make_endpoint(default_format: str) -> Callable[[WebSocket], Awaitable[None]]:
     async def endpoint(websocket: WebSocket) -> None:
         services: Services = websocket.app.state.services
@@ -85,67 +125,65 @@ def make_endpoint(default_format: str) -> Callable[[WebSocket], Awaitable[None]]
         try:
             principal = await _authenticate(services, token)
         except Unauthenticated as exc:
-            await _refuse(websocket, subprotocol, exc, CLOSE_UNAUTHENTICATED)
+            await _refuse(websocket, subprotocol, exc, CloseCode.UNAUTHENTICATED)
             return
         try:
             scope, limit, dialect = _parse_params(websocket, services, default_format)
         except DomainError as exc:
-            await _refuse(websocket, subprotocol, exc, CLOSE_POLICY)
+            await _refuse(websocket, subprotocol, exc, CloseCode.POLICY_VIOLATION)
             return
         await websocket.accept(subprotocol=subprotocol)
-        sub = await services.hub.attach(scope, limit, dialect)
-        services.metrics.ws_connections.inc()
-        try:
-            await _serve(websocket, services, sub, principal)
-        finally:
-            services.hub.detach(sub)
-            services.metrics.ws_connections.dec()
+        hub, gauge = services.hub, services.metrics.ws_connections
+        async with hub.subscription(scope, limit, dialect, _Wire(websocket)) as sub:
+            gauge.inc()
+            try:
+                _expire_at(sub, principal)
+                await _read(websocket, sub)
+            except asyncio.CancelledError:
+                if not sub.abandoned:
+                    raise
+                _uncancel()  # the hub gave up on this client (see Subscriber.abandon)
+            finally:
+                gauge.dec()
 
     return endpoint
 
 
-async def _serve(
-    ws: WebSocket, services: Services, sub: Subscriber, principal: Principal | None
-) -> None:
-    tasks = [
-        asyncio.create_task(_sender(ws, sub)),
-        asyncio.create_task(_receiver(ws, sub)),
-        asyncio.create_task(_timer(services.settings.ws_ping_seconds, sub, principal)),
-    ]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
-async def _sender(ws: WebSocket, sub: Subscriber) -> None:
+def _expire_at(sub: Subscriber, principal: Principal | None) -> None:
+    """At token expiry an UNAUTHENTICATED error, then close 4401 (one timer on the loop's
+    heap; cancelled with the subscription)."""
+    if principal is None:
+        return
+    error = error_frame(Unauthenticated("Authentication token expired."))
+    delay = max(0.0, principal.expires_at - time.time())
+    sub.expiry = asyncio.get_running_loop().call_later(
+        delay, sub.close, CloseCode.UNAUTHENTICATED, "Token expired.", error
+    )
+
+
+async def _read(ws: WebSocket, sub: Subscriber) -> None:
+    """Client frames until the disconnect; each answered before the next is read, so a
+    client's replies are paced by its own reading (a ping burst is answered, never queued)."""
     while True:
-        message = await sub.queue.get()
-        if isinstance(message, Close):
-            with contextlib.suppress(Exception):
-                await ws.close(code=message.code, reason=message.reason)
+        frame = await ws.receive()
+        if frame["type"] == "websocket.disconnect":
             return
-        sub.sent += 1
-        await ws.send_text(message)
-
-
-async def _receiver(ws: WebSocket, sub: Subscriber) -> None:
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            frame = await ws.receive()
-            if frame["type"] == "websocket.disconnect":
-                return
-            data = frame.get("text")
-            if data is None:
-                data = (frame.get("bytes") or b"").decode("utf-8", "replace")
-            if len(data) > 64 * 1024:
-                sub.drop(CLOSE_TOO_BIG, "Frame too large.")
-                continue
-            sub.offer(reply_to(data))
+        data = frame.get("text")
+        if data is None:
+            data = (frame.get("bytes") or b"").decode("utf-8", "replace")
+        if len(data) > 64 * 1024:
+            sub.close(CloseCode.MESSAGE_TOO_BIG, "Frame too large.")
+            continue
+        try:
+            await sub.reply(reply_to(data))
+        except Exception:
+            return  # the connection is gone
 
 
 def reply_to(data: str) -> str:
@@ -159,19 +197,3 @@ def reply_to(data: str) -> str:
     if isinstance(message, dict) and message.get("type") == "ping":
         return orjson.dumps({"type": "pong", "timestamp": now_rfc3339()}).decode()
     return error_frame(ValidationFailed("Unknown message type; the only one is 'ping'."))
-
-
-async def _timer(every: float, sub: Subscriber, principal: Principal | None) -> None:
-    """Keepalive pings; at token expiry an UNAUTHENTICATED error, then close 4401."""
-    expires_at = principal.expires_at if principal is not None else None
-    while True:
-        wait = every
-        if expires_at is not None:
-            wait = min(wait, max(0.0, expires_at - time.time()))
-        await asyncio.sleep(wait)
-        if expires_at is not None and time.time() >= expires_at:
-            error = Unauthenticated("Authentication token expired.")
-            sub.drop(CLOSE_UNAUTHENTICATED, "Token expired.", error_frame(error))
-            # Stay alive: the sender ends the connection once the error and close are sent.
-            await asyncio.get_running_loop().create_future()
-        sub.offer(orjson.dumps({"type": "ping", "timestamp": now_rfc3339()}).decode())

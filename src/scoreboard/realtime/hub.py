@@ -1,13 +1,17 @@
 """Local fan-out of live leaderboard updates to this process's WebSocket clients.
 
 The hub knows nothing of Redis or the database: it is told "scope X may have changed" (by the
-broker, from any process) and reads the current top-N through `TopSource`. Changes are coalesced:
-at most one read per scope per tick, and a client is sent a message only when what it sees
-changed. Because every tick reads the true current state, the last message a client receives
-always equals the current leaderboard.
+broker, from any process) and reads the current top-N through `TopSource`. Changes fan out at
+once when the hub is idle (leading edge); while changes keep coming, at most one read per tick
+follows (trailing edge), so a lone event is not delayed and a burst costs one pass per tick.
+A client gets a message only when what it sees changed. Because every pass reads the true
+current state after the notice that caused it, the last message a client receives always
+equals the current leaderboard.
 
-Each client has a bounded queue. A client that stops reading fills it and is dropped (its queue
-is replaced by a close marker with a reconnect hint) so it never slows the others.
+Each client is a `Subscriber` (latest-wins slots, see `realtime/subscriber.py`). Hub-wide
+timers replace per-connection ones: one keepalive round sends the same ping frame to every
+client, and one sweep evicts clients whose socket stopped draining, so a stalled client never
+slows the others.
 """
 
 from __future__ import annotations
@@ -15,60 +19,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 
 import orjson
 
 from scoreboard.domain.ranking import RankedEntry
 from scoreboard.domain.times import now_rfc3339
 from scoreboard.realtime.dialects import Dialect
+from scoreboard.realtime.subscriber import (
+    CLOSE_GRACE_SECONDS,
+    CloseCode,
+    Items,
+    Subscriber,
+    Wire,
+)
 
 log = logging.getLogger(__name__)
 
 TopSource = Callable[[str, int], Awaitable[list[RankedEntry]]]
-
-
-class Close:
-    """Queue marker: close the socket with `code` and `reason`."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-
-
-Outgoing = str | Close
-
-
-@dataclass(eq=False)
-class Subscriber:
-    scope: str
-    limit: int
-    dialect: Dialect
-    queue: asyncio.Queue[Outgoing]
-    last: tuple[RankedEntry, ...] = ()
-    dropped: bool = False
-    sent: int = field(default=0)
-
-    def offer(self, message: str) -> bool:
-        """Queue a message; on overflow drop the client. False once the client is dropped."""
-        if self.dropped:
-            return False
-        try:
-            self.queue.put_nowait(message)
-            return True
-        except asyncio.QueueFull:
-            self.drop(1013, "Client too slow; reconnect for a fresh snapshot.")
-            return False
-
-    def drop(self, code: int, reason: str, last_words: str | None = None) -> None:
-        """Discard what is queued, then (optionally) one last message and the close."""
-        self.dropped = True
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        if last_words is not None:
-            self.queue.put_nowait(last_words)
-        self.queue.put_nowait(Close(code, reason))
 
 
 class Hub:
@@ -77,51 +46,71 @@ class Hub:
         top: TopSource,
         *,
         tick_seconds: float = 0.05,
-        queue_size: int = 64,
+        ping_seconds: float = 25.0,
+        send_timeout_seconds: float = 5.0,
+        close_grace_seconds: float = CLOSE_GRACE_SECONDS,
         on_drop: Callable[[], None] | None = None,
     ) -> None:
         self._top = top
         self._tick = tick_seconds
-        self._queue_size = queue_size
+        self._ping = ping_seconds
+        self._send_timeout = send_timeout_seconds
+        self._close_grace = close_grace_seconds
         self._on_drop = on_drop
         self._subs: dict[str, set[Subscriber]] = {}
+        self._evicted: set[Subscriber] = set()  # closing 1013, watched until abandoned
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()  # attach vs fan-out: a new client's snapshot is its `last`
-        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # attach vs fan-out: a new client's snapshot is its state
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hub")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="hub-fan-out"),
+            asyncio.create_task(self._keepalive(), name="hub-keepalive"),
+            asyncio.create_task(self._sweep(), name="hub-sweep"),
+        ]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for subs in self._subs.values():
-            for sub in subs:
-                sub.drop(1012, "Service restarting; reconnect.")
+                await task
+        for sub in self._all():
+            sub.close(CloseCode.SERVICE_RESTART, "Service restarting; reconnect.")
         self._subs.clear()
 
     @property
     def connections(self) -> int:
         return sum(len(s) for s in self._subs.values())
 
+    def _all(self) -> list[Subscriber]:
+        return [sub for subs in self._subs.values() for sub in subs]
+
     # -- clients -----------------------------------------------------------------------------
-    async def attach(self, scope: str, limit: int, dialect: Dialect) -> Subscriber:
-        """Register a client and queue its snapshot, atomically with respect to fan-out."""
-        sub = Subscriber(scope, limit, dialect, asyncio.Queue(self._queue_size))
+    @asynccontextmanager
+    async def subscription(
+        self, scope: str, limit: int, dialect: Dialect, wire: Wire
+    ) -> AsyncIterator[Subscriber]:
+        """A client of `scope` for the duration of the block, its snapshot already pending
+        (atomically with respect to fan-out). Call from the connection's reader task: that is
+        the task `Subscriber.abandon` cancels."""
+        sub = Subscriber(scope, limit, dialect, wire)
         async with self._lock:
             items = tuple(await self._top(scope, limit))
             await dialect.prepare(items)
-            for message in dialect.snapshot(limit, items, now_rfc3339()):
-                sub.offer(message)
-            sub.last = items
+            sub.show(dialect.snapshot(limit, items, now_rfc3339()), items)
             self._subs.setdefault(scope, set()).add(sub)
-        return sub
+        try:
+            yield sub
+        finally:
+            sub.cancel()
+            self._detach(sub)
+            self._evicted.discard(sub)
 
-    def detach(self, sub: Subscriber) -> None:
+    def _detach(self, sub: Subscriber) -> None:
         subs = self._subs.get(sub.scope)
         if subs is not None:
             subs.discard(sub)
@@ -146,18 +135,18 @@ class Hub:
                 if not subs:
                     continue
                 top, stamp = await self._read(scope, subs)
-                for sub in list(subs):
+                snapshots: dict[tuple[Dialect, int], list[str]] = {}
+                for sub in subs:
                     items = tuple(top[: sub.limit])
-                    for message in sub.dialect.snapshot(sub.limit, items, stamp):
-                        sub.offer(message)
-                    sub.last = items
-                    self._reap(sub)
+                    key = (sub.dialect, sub.limit)
+                    if key not in snapshots:
+                        snapshots[key] = sub.dialect.snapshot(sub.limit, items, stamp)
+                    sub.resnapshot(snapshots[key], items)
 
     # -- fan-out -------------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self._tick)  # coalesce a burst into one read
             self._wake.clear()
             dirty, self._dirty = self._dirty, set()
             for scope in dirty:
@@ -167,6 +156,8 @@ class Hub:
                     log.exception("hub: fan-out of %s failed; will retry", scope)
                     self.mark_dirty(scope)
                     await asyncio.sleep(min(1.0, self._tick * 10 + 0.1))
+            # Trailing edge: notices arriving now wait for the tick, then share one pass.
+            await asyncio.sleep(self._tick)
 
     async def fan_out(self, scope: str) -> None:
         async with self._lock:
@@ -174,26 +165,7 @@ class Hub:
             if not subs:
                 return
             top, stamp = await self._read(scope, subs)
-            encoded: dict[tuple[str, int, int], list[str]] = {}
-            states: dict[int, tuple[RankedEntry, ...]] = {}
-            pinned: list[tuple[RankedEntry, ...]] = []  # keeps id() keys unique in this pass
-            for sub in list(subs):
-                items = states.get(sub.limit)
-                if items is None:
-                    items = states[sub.limit] = tuple(top[: sub.limit])
-                if items == sub.last:
-                    continue
-                # Subscribers moving from the same previous state share one encoding.
-                key = (sub.dialect.name, sub.limit, id(sub.last))
-                messages = encoded.get(key)
-                if messages is None:
-                    messages = sub.dialect.update(sub.limit, sub.last, items, stamp)
-                    encoded[key] = messages
-                    pinned.append(sub.last)
-                for message in messages:
-                    sub.offer(message)
-                sub.last = items
-                self._reap(sub)
+            _Pass(top, stamp).deliver(subs)
 
     async def _read(self, scope: str, subs: set[Subscriber]) -> tuple[list[RankedEntry], str]:
         """The top as deep as any subscriber sees, each dialect in use prepared for it (see
@@ -203,8 +175,74 @@ class Hub:
             await dialect.prepare(top)
         return top, now_rfc3339()
 
-    def _reap(self, sub: Subscriber) -> None:
-        if sub.dropped:
-            self.detach(sub)
-            if self._on_drop is not None:
-                self._on_drop()
+    # -- hub-wide timers -----------------------------------------------------------------------
+    async def _keepalive(self) -> None:
+        """Every `ping_seconds`, one ping frame, encoded once, to every client."""
+        while True:
+            await asyncio.sleep(self._ping)
+            message = orjson.dumps({"type": "ping", "timestamp": now_rfc3339()}).decode()
+            for sub in self._all():
+                sub.ping(message)
+
+    async def _sweep(self) -> None:
+        """Evict clients whose socket took nothing for `send_timeout_seconds`; abandon those
+        that take not even the close within `close_grace_seconds` more."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self._send_timeout / 4))
+            now = loop.time()
+            for sub in self._all():
+                since = sub.sending_since
+                if since is not None and now - since >= self._send_timeout:
+                    sub.evict()
+                    self._detach(sub)
+                    self._evicted.add(sub)
+                    if self._on_drop is not None:
+                        self._on_drop()
+            for sub in list(self._evicted):
+                since = sub.sending_since
+                if since is not None and now - since >= self._send_timeout + self._close_grace:
+                    self._evicted.discard(sub)
+                    sub.abandon()
+
+
+class _Pass:
+    """One fan-out pass: each (limit, previous state) compared once and each change encoded
+    once per (dialect, limit, previous state), the same list of frames going to every client
+    in that position. Objects whose `id` is a key stay referenced (`_pinned`) for the pass."""
+
+    def __init__(self, top: Sequence[RankedEntry], stamp: str) -> None:
+        self._top = top
+        self._stamp = stamp
+        self._states: dict[int, Items] = {}
+        self._unchanged: dict[tuple[int, int], bool] = {}
+        self._encoded: dict[tuple[Dialect, int, int], list[str]] = {}
+        self._pinned: list[object] = []
+
+    def deliver(self, subs: set[Subscriber]) -> None:
+        for sub in subs:
+            limit = sub.limit
+            items = self._states.get(limit)
+            if items is None:
+                items = self._states[limit] = tuple(self._top[:limit])
+            current = sub.pending_state
+            key = (limit, id(current))
+            unchanged = self._unchanged.get(key)
+            if unchanged is None:
+                unchanged = self._unchanged[key] = current == items
+                self._pinned.append(current)
+            if not unchanged:
+                sub.show(self._messages(sub, items), items)
+
+    def _messages(self, sub: Subscriber, items: Items) -> list[str]:
+        shown = sub.shown
+        key = (sub.dialect, sub.limit, id(shown))
+        messages = self._encoded.get(key)
+        if messages is None:
+            if shown is None:
+                messages = sub.dialect.snapshot(sub.limit, items, self._stamp)
+            else:
+                messages = sub.dialect.update(sub.limit, shown, items, self._stamp)
+            self._encoded[key] = messages
+            self._pinned.append(shown)
+        return messages
