@@ -36,6 +36,7 @@ from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
+from scoreboard.single import serving_alone
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,13 @@ async def _maintain(services: Services) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    with serving_alone(settings):  # embedded mode: refuse to be a second process
+        async with _serving(app, settings):
+            yield
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     backends = await open_backends(settings)
     services = build_services(settings, backends, app.state.metrics)
     app.state.services = services
