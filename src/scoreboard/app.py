@@ -63,16 +63,26 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
     )
     identity = IdentityService(
         backends.store,
-        PasswordHasher(settings.password_hash_concurrency),
+        PasswordHasher(
+            settings.password_hash_threads,
+            queue=settings.password_hash_queue,
+            wait_seconds=settings.password_hash_wait_seconds,
+        ),
         TokenIssuer.from_settings(settings, secret),
         TokenVerifier.from_settings(settings, secret),
         backends.limiter,
         settings.rate_limit_login,
         settings.rate_limit_register,
         on_deleted=board.removed,
+        login_address_limit=settings.rate_limit_login_address,
     )
     scoring = ScoringService(
-        committer, board, catalogue, backends.limiter, settings.rate_limit_score
+        committer,
+        board,
+        catalogue,
+        backends.limiter,
+        settings.rate_limit_score,
+        settings.rate_limit_points,
     )
     avatars = AvatarCache(backends.store)
     hub = Hub(

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.e2e
 log = logging.getLogger(__name__)
 
 SCORE = "/api/v1/scores/events"
-ACTIONS = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "QUIZ_PASSED"]
+ACTIONS = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "level_complete"]
 
 
 def bearer(token: str) -> dict[str, str]:

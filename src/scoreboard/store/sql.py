@@ -244,11 +244,18 @@ class SqlStore:
         action_type: str,
         metadata: Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        *,
+        supersede: bool = False,
     ) -> ActionRecord:
         """Start an action for an active user (`NotFound` otherwise); status 'started'."""
         async with self._write() as conn:
             return await sql_actions.start_action(
-                conn, user_id, action_type, dict(metadata or {}), at or utcnow()
+                conn,
+                user_id,
+                action_type,
+                dict(metadata or {}),
+                at or utcnow(),
+                supersede=supersede,
             )
 
     @unit_of_work
