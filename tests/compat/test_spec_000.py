@@ -73,7 +73,9 @@ async def test_events_leaderboard_and_live(served: Served) -> None:
     assert anonymous.json()["error"]["code"] == "UNAUTHENTICATED"
 
     r = await http.post(
-        "/api/v1/scores/events", json={"action_type": "ACHIEVEMENT_UNLOCKED"}, headers=auth(alice_token)
+        "/api/v1/scores/events",
+        json={"action_type": "ACHIEVEMENT_UNLOCKED"},
+        headers=auth(alice_token),
     )
     assert r.status_code == 201
 
