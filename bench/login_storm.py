@@ -62,6 +62,7 @@ def server_env(args: argparse.Namespace, data: str) -> dict[str, str]:
         SCOREBOARD_RATE_LIMIT_SCORE=HIGH,
         SCOREBOARD_RATE_LIMIT_POINTS=HIGH,
         SCOREBOARD_RATE_LIMIT_LOGIN=HIGH,
+        SCOREBOARD_RATE_LIMIT_LOGIN_ADDRESS=HIGH,
         SCOREBOARD_RATE_LIMIT_REGISTER=HIGH,
     )
     if args.source:

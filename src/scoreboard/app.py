@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
 from scoreboard.api import compat, errors, ops, v1, ws
+from scoreboard.api.budget import RequestBudget
 from scoreboard.api.middleware import BodyLimit, RequestMetrics
 from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
@@ -53,6 +54,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         window_seconds=settings.commit_window_ms / 1000,
         max_batch=settings.commit_max_batch,
         on_batch=metrics.batch.observe,
+        timeout=settings.db_timeout_seconds,
     )
     board = LeaderboardService(
         backends.store,
@@ -205,4 +207,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_web(app)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestBudget, seconds=settings.db_timeout_seconds)
     return app
