@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     # many more sign-ins may wait for one, and how long a sign-in waits before a 503.
     password_hash_threads: int = Field(0, ge=0, le=64)
     password_hash_queue: int = Field(16, ge=0, le=10_000)
-    password_hash_wait_seconds: float = Field(0.5, ge=0, le=30)
+    password_hash_wait_seconds: float = Field(1.0, ge=0, le=60)
 
     # Rules and limits.
     actions_file: Path | None = None  # JSON action catalogue; default catalogue when unset

@@ -9,6 +9,7 @@ from tests.e2e.server import ServerProcess
 FAST = {
     "SCOREBOARD_RATE_LIMIT_SCORE": "100000/minute",
     "SCOREBOARD_RATE_LIMIT_LOGIN": "100000/minute",
+    "SCOREBOARD_RATE_LIMIT_LOGIN_ADDRESS": "100000/minute",
     "SCOREBOARD_RATE_LIMIT_REGISTER": "100000/minute",
     "SCOREBOARD_WS_TICK_MS": "20",
 }

@@ -52,7 +52,7 @@ class PasswordHasher:
         threads: int = 0,
         *,
         queue: int = 16,
-        wait_seconds: float = 0.5,
+        wait_seconds: float = 1.0,
         password_hash: PasswordHash | None = None,
     ) -> None:
         threads = threads or default_threads()
