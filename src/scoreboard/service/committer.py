@@ -72,6 +72,8 @@ class GroupCommitter:
             # Shielded: a client that disconnects does not cancel a commit others share.
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return future.result()  # committed at the very moment of the timeout
             future.cancel()  # a batch not yet formed skips it (`_commit`)
             raise ServiceUnavailable("The database did not answer in time; retry later.") from None
 
