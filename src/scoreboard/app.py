@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
 from scoreboard.api import compat, errors, ops, v1, ws
+from scoreboard.api.budget import RequestBudget
 from scoreboard.api.middleware import BodyLimit, RequestMetrics
 from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
@@ -37,6 +38,7 @@ from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
+from scoreboard.single import serving_alone
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         window_seconds=settings.commit_window_ms / 1000,
         max_batch=settings.commit_max_batch,
         on_batch=metrics.batch.observe,
+        timeout=settings.db_timeout_seconds,
     )
     board = LeaderboardService(
         backends.store,
@@ -63,16 +66,26 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
     )
     identity = IdentityService(
         backends.store,
-        PasswordHasher(settings.password_hash_concurrency),
+        PasswordHasher(
+            settings.password_hash_threads,
+            queue=settings.password_hash_queue,
+            wait_seconds=settings.password_hash_wait_seconds,
+        ),
         TokenIssuer.from_settings(settings, secret),
         TokenVerifier.from_settings(settings, secret),
         backends.limiter,
         settings.rate_limit_login,
         settings.rate_limit_register,
         on_deleted=board.removed,
+        login_address_limit=settings.rate_limit_login_address,
     )
     scoring = ScoringService(
-        committer, board, catalogue, backends.limiter, settings.rate_limit_score
+        committer,
+        board,
+        catalogue,
+        backends.limiter,
+        settings.rate_limit_score,
+        settings.rate_limit_points,
     )
     avatars = AvatarCache(backends.store)
     hub = Hub(
@@ -128,6 +141,13 @@ async def _maintain(services: Services) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    with serving_alone(settings):  # embedded mode: refuse to be a second process
+        async with _serving(app, settings):
+            yield
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     backends = await open_backends(settings)
     services = build_services(settings, backends, app.state.metrics)
     app.state.services = services
@@ -193,6 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_web(app)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestBudget, seconds=settings.db_timeout_seconds)
     # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
     app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)
     return app

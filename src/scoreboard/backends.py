@@ -293,11 +293,11 @@ class FailOpenLimiter:
         self._down_until = 0.0
         self._failing = False
 
-    async def hit(self, limit: str, *key: str) -> RateDecision:
+    async def hit(self, limit: str, *key: str, cost: int = 1) -> RateDecision:
         if self._clock() >= self._down_until:
             try:
                 async with asyncio.timeout(self._timeout):
-                    decision = await self._inner.hit(limit, *key)
+                    decision = await self._inner.hit(limit, *key, cost=cost)
                 resume_cancel()
             except Exception as exc:  # the storage's errors: limits' StorageError, timeouts
                 self._down_until = self._clock() + self._cooldown

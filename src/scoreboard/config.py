@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,13 +25,21 @@ class Settings(BaseSettings):
     external_issuer: str = ""
     external_audience: str = ""
     external_algorithms: list[str] = ["RS256", "ES256"]
-    password_hash_concurrency: int = Field(4, ge=1, le=64)
+    # Sign-in capacity (service/passwords.py): hashing threads (0: cores - 1, 1 to 4), how
+    # many more sign-ins may wait for one, and how long a sign-in waits before a 503.
+    password_hash_threads: int = Field(0, ge=0, le=64)
+    password_hash_queue: int = Field(16, ge=0, le=10_000)
+    password_hash_wait_seconds: float = Field(1.0, ge=0, le=60)
 
     # Rules and limits.
     actions_file: Path | None = None  # JSON action catalogue; default catalogue when unset
     rate_limit_score: str = "60/minute"
-    rate_limit_login: str = "10/minute"
+    rate_limit_login: str = "10/minute"  # per (username, client address) pair
+    rate_limit_login_address: str = "30/minute"  # per client address, any usernames
     rate_limit_register: str = "20/hour"
+    # Points a user may gain per window on every scoring route together; empty: derived from
+    # rate_limit_score x the catalogue's highest points (60/minute x 100 = 6000/minute).
+    rate_limit_points: str = ""
     max_body_bytes: int = Field(16 * 1024, ge=256)
 
     # Writes: group commit gathers events for at most this long, or this many.
@@ -75,12 +83,19 @@ class Settings(BaseSettings):
     # The cached top-N (pre-encoded) answers reads for at most this long between changes.
     top_cache_seconds: float = Field(2.0, ge=0, le=60)
 
-    @field_validator("rate_limit_score", "rate_limit_login", "rate_limit_register")
+    @field_validator(
+        "rate_limit_score",
+        "rate_limit_login",
+        "rate_limit_login_address",
+        "rate_limit_register",
+        "rate_limit_points",
+    )
     @classmethod
-    def _valid_limit(cls, value: str) -> str:
+    def _valid_limit(cls, value: str, info: ValidationInfo) -> str:
         from limits import parse_many
 
-        parse_many(value)
+        if value or info.field_name != "rate_limit_points":  # only the budget may be empty
+            parse_many(value)
         return value
 
     def resolved_database_url(self) -> str:

@@ -371,7 +371,13 @@ async def _catalogue(http: httpx.AsyncClient, base_url: str) -> dict[str, int]:
     if r.status_code != 200:
         raise DemoError(f"GET /api/v1/actions answered {_error_message(r)}")
     try:
-        return {str(a["action_type"]): int(a["points"]) for a in r.json()}
+        # Actions with a minimum duration score only through their lifecycle; the demo
+        # posts direct score events, so it leaves them out.
+        return {
+            str(a["action_type"]): int(a["points"])
+            for a in r.json()
+            if not a.get("min_duration_seconds")
+        }
     except (ValueError, KeyError, TypeError) as exc:
         raise DemoError(f"{base_url} does not look like a scoreboard service") from exc
 

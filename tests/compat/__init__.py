@@ -50,6 +50,7 @@ async def serve(database_url: str, data_dir: Path, **overrides: Any) -> AsyncIte
         "data_dir": data_dir,
         "rate_limit_score": "100000/minute",
         "rate_limit_login": "100000/minute",
+        "rate_limit_login_address": "100000/minute",
         "rate_limit_register": "100000/minute",
         "ws_tick_ms": 10,
         **overrides,

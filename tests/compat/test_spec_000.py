@@ -73,7 +73,9 @@ async def test_events_leaderboard_and_live(served: Served) -> None:
     assert anonymous.json()["error"]["code"] == "UNAUTHENTICATED"
 
     r = await http.post(
-        "/api/v1/scores/events", json={"action_type": "QUIZ_PASSED"}, headers=auth(alice_token)
+        "/api/v1/scores/events",
+        json={"action_type": "ACHIEVEMENT_UNLOCKED"},
+        headers=auth(alice_token),
     )
     assert r.status_code == 201
 
@@ -84,7 +86,7 @@ async def test_events_leaderboard_and_live(served: Served) -> None:
             "rank": 1,
             "user_id": alice,
             "display_name": page["items"][0]["display_name"],
-            "score": 25,
+            "score": 100,
         },
         {"rank": 2, "user_id": charlie, "display_name": "charlie", "score": 10},
     ]

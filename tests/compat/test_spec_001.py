@@ -167,3 +167,59 @@ async def test_cancel_exactly_once_and_anti_fraud(served: Served) -> None:
     assert await served.services.store.sum_event_points() == 10
     top = (await http.get("/top-scores")).json()
     assert top == [{"userId": alice, "username": alice_name, "score": 10}]
+
+
+RULED = {
+    "default_action_type": "TASK_COMPLETED",
+    "actions": [
+        {"action_type": "TASK_COMPLETED", "points": 10},
+        {"action_type": "QUIZ_PASSED", "points": 25, "min_duration_seconds": 0.5},
+    ],
+}
+
+
+async def test_lifecycle_rules_cannot_be_walked_around(database_url: str, tmp_path: Path) -> None:
+    """An action with a minimum duration scores only through its lifecycle: every direct
+    route refuses it, and parallel starts leave one action open, not twenty."""
+    async with serve_catalogue(database_url, tmp_path, RULED) as served:
+        http = served.http
+        alice, name = await account(http, "walker")
+        token = await login001(http, name)
+        quiz = {"action_type": "QUIZ_PASSED"}
+        direct = [
+            await http.post("/api/v1/scores/events", json=quiz, headers=auth(token)),
+            await http.post("/api/score/update", json=quiz, headers=auth(token)),
+            await http.post(
+                "/api/score/update",
+                json={"user_id": alice, "auth_token": token, "score_increment": 5, **quiz},
+            ),
+            await http.post(
+                "/api/v1/scores/update", json={**quiz, "score_increment": 5}, headers=auth(token)
+            ),
+        ]
+        for r in direct:
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["code"] == "VALIDATION_FAILED" and "lifecycle" in error["message"]
+        assert r.json()["success"] is False  # 004's own shape
+        assert await served.services.store.count_events() == 0
+
+        starts = await asyncio.gather(
+            *(start(http, alice, token, type="QUIZ_PASSED") for _ in range(20))
+        )
+        opened = [await served.services.store.get_action(a) for a in starts]
+        assert sum(1 for a in opened if a is not None and a.open) == 1
+        await asyncio.sleep(0.6)
+        base = f"/users/{alice}/actions"
+        done = await asyncio.gather(
+            *(
+                http.put(f"{base}/{a}", json={"status": "completed"}, headers=auth(token))
+                for a in starts
+            )
+        )
+        assert sorted(r.status_code for r in done) == [200] + [409] * 19
+        assert await served.services.store.sum_event_points() == 25
+        # A plain action is still directly scorable.
+        plain = {"action_type": "TASK_COMPLETED"}
+        r = await http.post("/api/v1/scores/events", json=plain, headers=auth(token))
+        assert r.status_code == 201

@@ -114,3 +114,35 @@ async def test_errors(served: Served) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_ACTION_TYPE"
     assert await served.services.store.count_events() == 0
     assert (await http.get("/api/v1/leaderboard/top10")).json()["data"]["leaderboard"] == []
+
+
+async def test_points_per_minute_are_the_same_whichever_route(
+    database_url: str, tmp_path: Path
+) -> None:
+    """One points budget per user, charged by every scoring route: a client-chosen increment
+    cannot reach further than the canonical route's catalogue points."""
+    from tests.compat import serve
+
+    async with serve(database_url, tmp_path, rate_limit_points="3000/minute") as served:
+        http = served.http
+        _, token = await user(http, "budget")
+        big = {"action_type": "ACHIEVEMENT_UNLOCKED", "score_increment": 1000}
+        codes = [
+            (await http.post("/api/v1/scores/update", json=big, headers=auth(token))).status_code
+            for _ in range(3)
+        ]
+        assert codes == [200, 200, 200]
+        over = await http.post("/api/v1/scores/update", json=big, headers=auth(token))
+        assert over.status_code == 429 and over.json()["success"] is False
+        assert over.json()["error"]["code"] == "RATE_LIMITED"
+        assert int(over.headers["Retry-After"]) >= 1
+        # The same budget on the canonical and the 002/003 routes.
+        canonical = {"action_type": "TASK_COMPLETED"}
+        r = await http.post("/api/v1/scores/events", json=canonical, headers=auth(token))
+        assert r.status_code == 429
+        r = await http.post("/api/score/update", json={"score_increment": 1}, headers=auth(token))
+        assert r.status_code == 429
+        assert await served.services.store.sum_event_points() == 3000
+        _, other = await user(http, "budget")  # per user
+        r = await http.post("/api/v1/scores/update", json=big, headers=auth(other))
+        assert r.status_code == 200

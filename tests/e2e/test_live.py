@@ -44,7 +44,7 @@ async def test_every_client_ends_on_the_leaderboard(server: ServerProcess) -> No
             assert snapshot["items"] == []
 
         rng = random.Random(3)
-        actions = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "QUIZ_PASSED"]
+        actions = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "level_complete"]
 
         async def post(token: str) -> int:
             r = await http.post(

@@ -58,7 +58,7 @@ async def test_three_processes_behave_as_one(
         for n in range(2):
             _, racer = await new_user(c, "racer")
             headers = bearer(racer) | {"Idempotency-Key": f"race-{n}"}
-            body = {"action_type": "QUIZ_PASSED"}
+            body = {"action_type": "ACHIEVEMENT_UNLOCKED"}
             both = await asyncio.gather(
                 *(h.post(SCORE, json=body, headers=headers) for h in https[:2])
             )

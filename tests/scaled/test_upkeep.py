@@ -24,7 +24,7 @@ from scoreboard.domain.ranking import Standing
 
 from .conftest import sql_board
 
-ACTIONS = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "QUIZ_PASSED"]
+ACTIONS = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "level_complete"]
 
 
 @asynccontextmanager

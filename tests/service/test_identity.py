@@ -230,19 +230,35 @@ async def test_unknown_user_costs_as_much_as_a_wrong_password(service: IdentityS
     assert unknown > 0.3 * wrong
 
 
-async def test_login_is_limited_per_username_across_addresses(
+async def test_strangers_cannot_lock_a_user_out(
     store: Store, hasher: PasswordHasher, verifier: TokenVerifier, limiter: LimitsRateLimiter
 ) -> None:
+    """Wrong passwords from one address use up that address's allowance for the account, not
+    the account's: the real user signs in from their own address meanwhile."""
     service = make_service(store, hasher, verifier, limiter, login_limit="3/minute")
     await service.register("ivan", PASSWORD, client="10.0.0.1")
-    for i in range(3):
+    for _ in range(3):
         with pytest.raises(InvalidCredentials):
-            await service.login("ivan", "guess", client=f"10.0.1.{i}")
+            await service.login("ivan", "guess", client="10.0.1.1")
     with pytest.raises(RateLimited) as caught:
-        await service.login("IVAN", PASSWORD, client="10.0.1.99")  # case does not dodge it
+        await service.login("IVAN", PASSWORD, client="10.0.1.1")  # case does not dodge it
     assert 1 <= caught.value.retry_after <= 60
-    with pytest.raises(RateLimited):  # even the right password waits
-        await service.login("ivan", PASSWORD, client="10.0.1.100")
+    token, _ = await service.login("ivan", PASSWORD, client="10.0.0.2")
+    assert token
+
+
+async def test_one_address_guessing_one_account_is_stopped(
+    store: Store, hasher: PasswordHasher, verifier: TokenVerifier, limiter: LimitsRateLimiter
+) -> None:
+    service = make_service(
+        store, hasher, verifier, limiter, login_limit="3/minute", login_address_limit="100/minute"
+    )
+    await service.register("ivy", PASSWORD, client="10.0.0.1")
+    for _ in range(3):
+        with pytest.raises(InvalidCredentials):
+            await service.login("ivy", "guess", client="10.6.6.6")
+    with pytest.raises(RateLimited):  # even the right password waits, from that address
+        await service.login("ivy", PASSWORD, client="10.6.6.6")
 
 
 async def test_login_is_limited_per_address_across_usernames(

@@ -6,9 +6,11 @@ import asyncio
 import threading
 import time
 
+import pytest
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.service.passwords import PasswordHasher
 
 
@@ -114,3 +116,46 @@ async def test_dummy_verify_costs_about_as_much_as_a_real_one() -> None:
     # Generous bounds: the point is "same order of magnitude", not a benchmark.
     assert min(dummy) > 0.3 * min(real)
     assert min(dummy) < 3 * max(real) + 0.05
+
+
+class BlockingHash(PasswordHash):
+    """Argon2 whose hashes wait for `release` (set by the test): a pool kept busy on demand."""
+
+    def __init__(self) -> None:
+        super().__init__((Argon2Hasher(parallelism=1),))
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self.entered.set()
+        self.release.wait(30)
+        return super().hash(password, salt=salt)
+
+
+async def test_a_full_pool_refuses_sign_ins_at_once_without_touching_the_database() -> None:
+    blocking = BlockingHash()
+    hasher = PasswordHasher(1, queue=1, wait_seconds=0.05, password_hash=blocking)
+    busy = [asyncio.create_task(hasher.hash(f"password-{i}")) for i in range(2)]  # 1 + queue 1
+    await asyncio.to_thread(blocking.entered.wait, 30)
+    looked_up = 0
+
+    async def stored() -> str | None:
+        nonlocal looked_up
+        looked_up += 1
+        return None
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        await hasher.check("password-x", stored)
+    assert caught.value.retry_after >= 1 and looked_up == 0
+    with pytest.raises(ServiceUnavailable):
+        await hasher.hash("password-y")
+    blocking.release.set()
+    assert len(set(await asyncio.gather(*busy))) == 2
+    # With room again, a sign-in is admitted: the lookup runs, the dummy is verified.
+    assert not await hasher.check("password-x", stored)
+    assert looked_up == 1
+
+
+async def test_new_hashes_use_one_lane_so_one_hash_is_one_thread() -> None:
+    encoded = await PasswordHasher(1).hash("password-lanes")
+    assert ",p=1$" in encoded

@@ -2,7 +2,9 @@
 
 Clients never decide their own score. Canonical routes award exactly `points`; compatibility
 routes that let a client send a `score_increment` accept it only within
-`[min_increment, max_increment]`.
+`[min_increment, max_increment]`. An action with a lifecycle rule (`min_duration_seconds` > 0)
+is scorable only through its lifecycle (start, then complete): a route that scores at once
+would skip the rule.
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ class ActionRule:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def lifecycle_only(self) -> bool:
+        """Whether only a completed lifecycle (start, wait, complete) may score this action."""
+        return self.min_duration_seconds > 0
+
+    def check_direct(self) -> None:
+        """Refuse (`ValidationFailed`) to score a lifecycle-only action without its lifecycle."""
+        if self.lifecycle_only:
+            raise ValidationFailed(
+                f"{self.action_type} takes at least {self.min_duration_seconds:g} s: score it "
+                "through its lifecycle (POST /users/{userId}/actions with its type, then PUT "
+                "/users/{userId}/actions/{actionId} with status completed).",
+                details={
+                    "field": "action_type",
+                    "problem": "lifecycle_only",
+                    "min_duration_seconds": self.min_duration_seconds,
+                },
+            )
+
 
 DEFAULT_RULES: tuple[ActionRule, ...] = (
     ActionRule("TASK_COMPLETED", 10, "A task was completed.", 1, 100),
@@ -81,6 +102,11 @@ class Catalogue:
 
     def rules(self) -> list[ActionRule]:
         return list(self._rules.values())
+
+    @property
+    def max_points(self) -> int:
+        """The most one event awards on the canonical route (the catalogue's highest points)."""
+        return max(rule.points for rule in self._rules.values())
 
     def get(self, action_type: str | None) -> ActionRule:
         """The rule for `action_type` (the default type when None); unknown → InvalidActionType."""

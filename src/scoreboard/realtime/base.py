@@ -90,10 +90,11 @@ class RateDecision:
 class RateLimiter(Protocol):
     """Counts hits per key against a `limits`-notation limit such as `60/minute`.
 
-    Contract: the count is shared by every process using the same storage; a refused hit is not
-    counted; `retry_after` is whole seconds until a hit would be allowed.
+    Contract: the count is shared by every process using the same storage; a hit counts `cost`
+    (default 1: a budget of points charges the points); a refused hit is not counted at all;
+    `retry_after` is whole seconds until a hit would be allowed.
     """
 
-    async def hit(self, limit: str, *key: str) -> RateDecision: ...
+    async def hit(self, limit: str, *key: str, cost: int = 1) -> RateDecision: ...
 
     async def close(self) -> None: ...

@@ -31,9 +31,9 @@ class LimitsRateLimiter:
     def in_memory(cls) -> LimitsRateLimiter:
         return cls(MemoryStorage())
 
-    async def hit(self, limit: str, *key: str) -> RateDecision:
+    async def hit(self, limit: str, *key: str, cost: int = 1) -> RateDecision:
         item = _parse(limit)
-        if await self._strategy.hit(item, self._namespace, *key):
+        if await self._strategy.hit(item, self._namespace, *key, cost=cost):
             return RateDecision(True, 0)
         stats = await self._strategy.get_window_stats(item, self._namespace, *key)
         return RateDecision(False, max(1, math.ceil(stats.reset_time - time.time())))

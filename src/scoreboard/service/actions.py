@@ -16,6 +16,11 @@ Rules, all here so every route shares them:
   answers `ActionNotOpen`.
 - Starting an action is rate limited by the score limit, on its own counter, so a client cannot
   fill the table with open actions.
+- A lifecycle-only type (a `min_duration_seconds`) has at most one open action per user: a
+  start cancels the user's older open action of that type (a client that lost its action id
+  is not stuck), so starting many in parallel cannot multiply what the duration allows, and
+  completing a superseded one answers `ActionNotOpen`. Other types may be open side by side:
+  they are directly scorable anyway.
 """
 
 from __future__ import annotations
@@ -85,7 +90,9 @@ class ActionService:
         rule = self._catalogue.get(action_type)
         message = "Too many actions started; slow down."
         await enforce(self._limiter, self._start_limit, "action-start", owner, message=message)
-        return await self._store.start_action(owner, rule.action_type, metadata, self._clock())
+        return await self._store.start_action(
+            owner, rule.action_type, metadata, self._clock(), supersede=rule.lifecycle_only
+        )
 
     async def complete(self, caller: str, owner: str, action_id: str) -> ActionResult:
         """Award the action's catalogue points, once, and mark it completed atomically."""

@@ -3,6 +3,13 @@
 Requests queue their command and wait; one worker drains the queue for up to `window` seconds
 or `max_batch` commands, commits them in one `Store.record_events` call, then answers each
 request. Every answer comes after the commit, so a 2xx is durable; one fsync serves many events.
+
+A request waits at most `timeout` (less when its budget has less left, `scoreboard.deadline`)
+for its answer, including the time queued behind a batch that is itself waiting on a database
+that does not answer: then it gets `ServiceUnavailable`, and its command, if no batch has
+taken it yet, is dropped, never written after its 503. (One already in a batch in flight may
+still commit, as with any timeout: a 503 means "not acknowledged"; retry with the same
+Idempotency-Key.)
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from scoreboard.deadline import bounded
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.store.base import ScoreCommand, ScoreOutcome, Store
 
@@ -29,8 +37,10 @@ class GroupCommitter:
         window_seconds: float = 0.002,
         max_batch: int = 256,
         on_batch: Callable[[int], None] | None = None,
+        timeout: float = 2.0,
     ) -> None:
         self._store = store
+        self._timeout = timeout
         self._window = window_seconds
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
@@ -53,10 +63,19 @@ class GroupCommitter:
     async def submit(self, command: ScoreCommand) -> ScoreOutcome:
         if self._task is None or self._task.done() or self._closing:
             raise ServiceUnavailable("The writer is not running.")
+        timeout = bounded(self._timeout)
+        if timeout <= 0:
+            raise ServiceUnavailable("The database did not answer in time; retry later.")
         future: asyncio.Future[ScoreOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((command, future))
-        # Shielded: a client that disconnects does not cancel a commit others share.
-        return await asyncio.shield(future)
+        try:
+            # Shielded: a client that disconnects does not cancel a commit others share.
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return future.result()  # committed at the very moment of the timeout
+            future.cancel()  # a batch not yet formed skips it (`_commit`)
+            raise ServiceUnavailable("The database did not answer in time; retry later.") from None
 
     def _take(self, item: _Pending | None, batch: list[_Pending]) -> bool:
         """Add a queued item to the batch; False when it is the stop marker."""
@@ -93,6 +112,7 @@ class GroupCommitter:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        batch = [(command, future) for command, future in batch if not future.done()]
         if not batch:
             return
         try:

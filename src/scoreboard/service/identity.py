@@ -1,7 +1,14 @@
 """Accounts and sign-in: register, log in, authenticate a bearer token, delete oneself.
 
 Rate limits are checked before any password hashing, so a flood of attempts costs the server
-a counter increment, not an Argon2 computation.
+a counter increment, not an Argon2 computation; past the limits, the hashing pool admits only
+so many sign-ins at once (`service.passwords`), so a storm costs sign-ins, not score writes.
+
+Login limits (docs/SECURITY.md, "Login limits"): per client address (one address spraying
+many accounts) and per (username, address) pair (one address guessing one account). There
+is deliberately no counter per username alone: strangers could fill it and lock the real user
+out from anywhere. Guessing one account from many addresses is slowed by Argon2 and the
+bounded pool instead.
 """
 
 from __future__ import annotations
@@ -145,6 +152,7 @@ class IdentityService:
         *,
         on_deleted: Callable[[str], Awaitable[None]] | None = None,
         account_cache_seconds: float = 5.0,
+        login_address_limit: str | None = None,
     ) -> None:
         self._store = store
         self._accounts = AccountCache(account_cache_seconds)
@@ -152,7 +160,8 @@ class IdentityService:
         self._issuer = issuer
         self._verifier = verifier
         self._limiter = limiter
-        self._login_limit = login_limit
+        self._login_limit = login_limit  # per (username, address)
+        self._login_address_limit = login_address_limit or login_limit
         self._register_limit = register_limit
         self._on_deleted = on_deleted
 
@@ -171,27 +180,28 @@ class IdentityService:
     async def login(self, username: str, password: str, *, client: str) -> tuple[str, int]:
         """A fresh access token and its lifetime in seconds.
 
-        Limited per client address (one address guessing many accounts) and per username (many
-        addresses guessing one account). Every refusal is the same `InvalidCredentials`, and an
-        unknown user costs the same hashing time as a wrong password.
+        Limited per client address and per (username, address) pair, never per username alone
+        (see the module docstring). Every refusal is the same `InvalidCredentials`, and an
+        unknown user costs the same hashing time as a wrong password. `ServiceUnavailable`
+        when the hashing pool is full.
         """
-        await enforce(self._limiter, self._login_limit, "login-ip", client)
+        await enforce(self._limiter, self._login_address_limit, "login-ip", client)
         # Truncated: a valid username has at most 32 characters; a huge one must not make a
         # huge limiter key.
-        await enforce(self._limiter, self._login_limit, "login-user", str(username).lower()[:64])
-        user = None
-        if isinstance(username, str) and USERNAME.fullmatch(username):
-            user = await self._store.get_user_by_username(username)
-        if (
-            user is None
-            or not user.active
-            or user.password_hash is None
-            or not isinstance(password, str)
-            or len(password) > PASSWORD_MAX
-        ):
-            await self._hasher.verify_dummy()
-            raise InvalidCredentials()
-        if not await self._hasher.verify(password, user.password_hash):
+        name = str(username).lower()[:64]
+        await enforce(self._limiter, self._login_limit, "login-user-ip", name, client)
+        user: UserRecord | None = None
+
+        async def stored_hash() -> str | None:
+            nonlocal user
+            if isinstance(username, str) and USERNAME.fullmatch(username):
+                user = await self._store.get_user_by_username(username)
+            if user is None or not user.active or not isinstance(password, str):
+                return None
+            return None if len(password) > PASSWORD_MAX else user.password_hash
+
+        secret = password if isinstance(password, str) else ""
+        if not await self._hasher.check(secret, stored_hash) or user is None:
             raise InvalidCredentials()
         return self._issuer.issue(user.user_id)
 

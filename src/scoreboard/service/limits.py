@@ -1,14 +1,37 @@
-"""The one way the services apply a rate limit."""
+"""The one way the services apply a rate limit, and the derived per-user points budget."""
 
 from __future__ import annotations
+
+from limits import parse
 
 from scoreboard.domain.errors import RateLimited
 from scoreboard.realtime.base import RateLimiter
 
 
-async def enforce(limiter: RateLimiter, limit: str, *key: str, message: str | None = None) -> None:
-    """Count one hit of `key` against `limit`; raise `RateLimited` (with its retry-after)
-    when the limit refuses it."""
-    decision = await limiter.hit(limit, *key)
+async def enforce(
+    limiter: RateLimiter, limit: str, *key: str, message: str | None = None, cost: int = 1
+) -> None:
+    """Count `cost` hits of `key` against `limit`; raise `RateLimited` (with its retry-after)
+    when the limit refuses them."""
+    decision = await limiter.hit(limit, *key, cost=cost)
     if not decision.allowed:
         raise RateLimited(decision.retry_after, message)
+
+
+def points_budget(points_limit: str, score_limit: str, max_points: int) -> str:
+    """The per-user points budget: `points_limit` when set, else derived so that the canonical
+    route's reach is unchanged (the score limit's count × the catalogue's highest points, over
+    the same window: `60/minute` and 100 points give `6000/minute`). Routes that let the client
+    choose an increment are thereby held to the same reach.
+
+    A budget smaller than one event of the catalogue's highest points would refuse that action
+    for ever: a configuration error, raised here at start-up."""
+    if not points_limit:
+        item = parse(score_limit)
+        return f"{item.amount * max_points}/{item.multiples} {item.GRANULARITY.name}"
+    if parse(points_limit).amount < max_points:
+        raise ValueError(
+            f"SCOREBOARD_RATE_LIMIT_POINTS={points_limit!r} is below the catalogue's highest "
+            f"points ({max_points}): that action could never be scored."
+        )
+    return points_limit

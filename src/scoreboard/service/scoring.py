@@ -1,5 +1,12 @@
 """Recording score events: the server decides the points, the store commits, then the board
 is told. Rate limits and idempotency live here, so every route that scores shares them.
+
+Two limits per user, both charged by every scoring route before anything is written: the
+number of events (`score_limit`) and the points they award (`points_limit`, charged with the
+event's points), so that the most a user can gain per minute is the same whichever route
+they use, including routes that let the client choose an increment. A request refused by
+either limit writes nothing (a replay is counted like the request it repeats). A
+lifecycle-only action (see `domain.catalogue`) is refused unless it comes with its action.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from scoreboard.domain.errors import (
 from scoreboard.realtime.base import RateLimiter
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.leaderboard import LeaderboardService
-from scoreboard.service.limits import enforce
+from scoreboard.service.limits import enforce, points_budget
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
 
 MAX_KEY_LENGTH = 255
@@ -70,12 +77,14 @@ class ScoringService:
         catalogue: Catalogue,
         limiter: RateLimiter,
         score_limit: str,
+        points_limit: str = "",
     ) -> None:
         self._committer = committer
         self._board = board
         self._catalogue = catalogue
         self._limiter = limiter
         self._limit = score_limit
+        self.points_limit = points_budget(points_limit, score_limit, catalogue.max_points)
 
     async def record_moving(
         self,
@@ -104,10 +113,11 @@ class ScoringService:
     ) -> ScoreResult:
         """Validate, rate limit, commit (group commit) and publish one score event."""
         rule = self._catalogue.get(action_type)
+        if action_id is None:
+            rule.check_direct()
         points = self._catalogue.points_for(rule.action_type, increment)
         key = check_idempotency_key(idempotency_key)
-        message = "Too many score updates; slow down."
-        await enforce(self._limiter, self._limit, "score", user_id, message=message)
+        await self._charge(user_id, points)
         command = ScoreCommand(
             user_id=user_id,
             action_type=rule.action_type,
@@ -127,3 +137,11 @@ class ScoringService:
         if rank is None:  # a replay (its current rank), or the index could not tell
             rank = await self._board.rank_of(outcome.event.user_id)
         return ScoreResult(outcome.event, rank, replayed)
+
+    async def _charge(self, user_id: str, points: int) -> None:
+        """Count one event and its points against the user's limits (`RateLimited` if not)."""
+        message = "Too many score updates; slow down."
+        await enforce(self._limiter, self._limit, "score", user_id, message=message)
+        message = f"Too many points at once (limit {self.points_limit}); slow down."
+        limit = self.points_limit
+        await enforce(self._limiter, limit, "score-points", user_id, message=message, cost=points)

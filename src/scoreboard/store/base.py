@@ -195,9 +195,14 @@ class Store(Protocol):
         action_type: str,
         metadata: Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        *,
+        supersede: bool = False,
     ) -> ActionRecord:
         """Start an action ('started') for an active user; `NotFound` when there is none.
-        `at` None means now. It is completed by `record_events` (`ScoreCommand.action_id`)."""
+        `at` None means now. It is completed by `record_events` (`ScoreCommand.action_id`).
+        `supersede`: in the same transaction, cancel the user's open actions of the same type
+        (at `at`), so that of any number of starts, even concurrent ones, exactly one stays
+        open: the last committed."""
         ...
 
     async def get_action(self, action_id: str) -> ActionRecord | None: ...

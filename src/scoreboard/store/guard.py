@@ -17,6 +17,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy.exc as sa_exc
 
+from scoreboard.deadline import bounded
 from scoreboard.domain.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,11 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 class Guard:
     """Bounds store calls in time and maps their database failures.
 
-    The work runs in its own task. When it has not finished after `seconds`, the caller gets
+    The bound is `seconds`, or what is left of the current request's budget when that is less
+    (`scoreboard.deadline`): a request's calls together answer within `seconds`; a spent
+    budget refuses at once without starting the work.
+
+    The work runs in its own task. When it has not finished after its bound, the caller gets
     `ServiceUnavailable` at once and the task is cancelled and left to unwind in the
     background: unwinding (rollback, closing a connection) may itself wait on a server that
     no longer answers, and must not hold up the caller. Abandoned tasks are kept referenced
@@ -83,16 +88,21 @@ class Guard:
         self._abandoned: set[asyncio.Task[Any]] = set()
 
     async def run(self, work: Coroutine[Any, Any, R]) -> R:
-        """Await `work` for at most `seconds`; database failures → `ServiceUnavailable`."""
+        """Await `work` for at most `seconds` (less if the request's budget has less left);
+        database failures → `ServiceUnavailable`."""
+        name = getattr(work, "__qualname__", "store call")
+        seconds = bounded(self.seconds)
+        if seconds <= 0:
+            work.close()  # never started: nothing to unwind
+            raise unavailable(TimeoutError(f"{name}: the request's {self.seconds} s are spent"))
         task = asyncio.ensure_future(work)
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.seconds)
+            done, _ = await asyncio.wait({task}, timeout=seconds)
         except asyncio.CancelledError:
             self.abandon(task)
             raise
         if not done:
             self.abandon(task)
-            name = getattr(work, "__qualname__", "store call")
             raise unavailable(TimeoutError(f"{name}: no answer within {self.seconds} s"))
         try:
             return task.result()

@@ -244,12 +244,13 @@ class SqlStore:
         action_type: str,
         metadata: Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        *,
+        supersede: bool = False,
     ) -> ActionRecord:
         """Start an action for an active user (`NotFound` otherwise); status 'started'."""
+        values = (user_id, action_type, dict(metadata or {}), at or utcnow())
         async with self._write() as conn:
-            return await sql_actions.start_action(
-                conn, user_id, action_type, dict(metadata or {}), at or utcnow()
-            )
+            return await sql_actions.start_action(conn, *values, supersede=supersede)
 
     @unit_of_work
     async def get_action(self, action_id: str) -> ActionRecord | None:

@@ -29,14 +29,29 @@ async def start_action(
     action_type: str,
     metadata: dict[str, Any],
     at: datetime,
+    *,
+    supersede: bool = False,
 ) -> ActionRecord:
     user = sa.select(users.c.user_id).where(
         users.c.user_id == user_id, users.c.deleted_at.is_(None)
     )
     if conn.dialect.name == "postgresql":
-        user = user.with_for_update(read=True)  # a concurrent delete_user waits for us
+        # A concurrent delete_user waits for us; superseding starts of one user also wait for
+        # each other (exclusive), or two could each see no open action and both stay open.
+        # SQLite's BEGIN IMMEDIATE serializes every write already.
+        user = user.with_for_update(read=not supersede)
     if (await conn.execute(user)).first() is None:
         raise NotFound("Unknown user.")
+    if supersede:
+        await conn.execute(
+            sa.update(actions)
+            .where(
+                actions.c.user_id == user_id,
+                actions.c.action_type == action_type,
+                actions.c.status == "started",
+            )
+            .values(status="cancelled", ended_at=at)
+        )
     stmt = (
         sa.insert(actions)
         .values(
