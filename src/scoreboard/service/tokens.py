@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import time
@@ -274,7 +275,25 @@ def _rejected(exc: jwt.PyJWTError) -> Unauthenticated:
     return Unauthenticated("Invalid authentication token.")
 
 
+NUMERIC_DATES = ("exp", "iat", "nbf")
+
+
+def _check_dates(payload: dict[str, Any]) -> None:
+    """RFC 7519 NumericDates are JSON numbers. PyJWT converts with `int(...)`, so it accepts
+    `"exp": "9999999999"`: a token whose dates are strings (or booleans, or not finite) is
+    refused as malformed, whoever signed it."""
+    for name in NUMERIC_DATES:
+        if name not in payload:
+            continue
+        value = payload[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Unauthenticated(f"Authentication token's '{name}' claim is not a number.")
+        if not math.isfinite(value):
+            raise Unauthenticated(f"Authentication token's '{name}' claim is not a number.")
+
+
 def _claims(payload: dict[str, Any], *, external: bool) -> Claims:
+    _check_dates(payload)
     subject = payload["sub"]
     if not isinstance(subject, str) or not subject.strip():
         raise Unauthenticated("Authentication token has no subject.")
