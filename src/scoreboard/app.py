@@ -16,8 +16,9 @@ from fastapi.staticfiles import StaticFiles
 
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
-from scoreboard.api import compat, errors, ops, v1, ws
+from scoreboard.api import compat, errors, openapi, ops, v1, ws
 from scoreboard.api.middleware import BodyLimit, RequestMetrics
+from scoreboard.api.text import TextGuard
 from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
 from scoreboard.container import Services
@@ -187,4 +188,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_web(app)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TextGuard)  # outermost: NUL in a path, query or header reaches nothing
+    openapi.install(app)
     return app

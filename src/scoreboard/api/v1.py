@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse
 
 from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep
 from scoreboard.api.schemas import (
-    ERRORS,
     ActionOut,
     EntryOut,
     LeaderboardOut,
@@ -20,11 +19,13 @@ from scoreboard.api.schemas import (
     ScoreEventOut,
     TokenOut,
     UserOut,
+    errors,
 )
+from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.times import rfc3339
 from scoreboard.service.scoring import ScoreResult
 
-router = APIRouter(prefix="/api/v1", responses=ERRORS)
+router = APIRouter(prefix="/api/v1", route_class=CheckedRoute)
 
 
 def score_event_body(result: ScoreResult) -> dict[str, object]:
@@ -44,7 +45,13 @@ def score_event_body(result: ScoreResult) -> dict[str, object]:
     return body
 
 
-@router.post("/auth/register", status_code=201, response_model=UserOut, tags=["identity"])
+@router.post(
+    "/auth/register",
+    status_code=201,
+    response_model=UserOut,
+    tags=["identity"],
+    responses=errors(409, 429, 503),
+)
 async def register(body: RegisterIn, services: ServicesDep, client: ClientDep) -> UserOut:
     """Create a user account."""
     user = await services.identity.register(
@@ -53,21 +60,23 @@ async def register(body: RegisterIn, services: ServicesDep, client: ClientDep) -
     return UserOut(user_id=user.user_id, username=user.username, display_name=user.display_name)
 
 
-@router.post("/auth/login", response_model=TokenOut, tags=["identity"])
+@router.post(
+    "/auth/login", response_model=TokenOut, tags=["identity"], responses=errors(401, 429, 503)
+)
 async def login(body: LoginIn, services: ServicesDep, client: ClientDep) -> TokenOut:
     """Exchange username and password for a bearer token (rate limited)."""
     token, expires_in = await services.identity.login(body.username, body.password, client=client)
     return TokenOut(access_token=token, expires_in=expires_in)
 
 
-@router.delete("/users/me", status_code=204, tags=["identity"])
+@router.delete("/users/me", status_code=204, tags=["identity"], responses=errors(401, 404, 503))
 async def delete_me(principal: PrincipalDep, services: ServicesDep) -> Response:
     """Delete your account: you leave every leaderboard at once; your events stay audited."""
     await services.identity.delete_me(principal.user_id)
     return Response(status_code=204)
 
 
-@router.get("/actions", response_model=list[ActionOut], tags=["scores"])
+@router.get("/actions", response_model=list[ActionOut], tags=["scores"], responses=errors())
 async def actions(services: ServicesDep) -> list[ActionOut]:
     """The action catalogue: what each action is worth."""
     return [ActionOut(**rule.as_dict()) for rule in services.catalogue.rules()]
@@ -79,7 +88,10 @@ async def actions(services: ServicesDep) -> list[ActionOut]:
     response_model=ScoreEventOut,
     response_model_exclude_none=True,
     tags=["scores"],
-    responses={200: {"model": ScoreEventOut, "description": "Idempotent replay"}},
+    responses={
+        200: {"model": ScoreEventOut, "description": "Idempotent replay"},
+        **errors(401, 409, 429, 503),
+    },
 )
 async def score_event(
     body: ScoreEventIn,
@@ -94,7 +106,9 @@ async def score_event(
     return JSONResponse(score_event_body(result), status_code=200 if result.replayed else 201)
 
 
-@router.get("/leaderboard", response_model=LeaderboardOut, tags=["leaderboard"])
+@router.get(
+    "/leaderboard", response_model=LeaderboardOut, tags=["leaderboard"], responses=errors(503)
+)
 async def leaderboard(
     services: ServicesDep, limit: int = 10, offset: int = 0, scope: str = "global"
 ) -> LeaderboardOut | Response:
@@ -113,7 +127,9 @@ async def leaderboard(
     )
 
 
-@router.get("/leaderboard/me", response_model=MeOut, tags=["leaderboard"])
+@router.get(
+    "/leaderboard/me", response_model=MeOut, tags=["leaderboard"], responses=errors(401, 503)
+)
 async def leaderboard_me(
     principal: PrincipalDep, services: ServicesDep, scope: str = "global", around: int = 1
 ) -> MeOut:
