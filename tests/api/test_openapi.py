@@ -82,3 +82,12 @@ async def test_no_422_and_errors_carry_their_routes_body(document: dict[str, Any
                 assert ref.endswith("/" + STYLE.get(path, "ErrorOut")), (path, status, ref)
     detail = document["components"]["schemas"]["ErrorDetail"]["properties"]["details"]
     assert "Problem" in str(detail)  # one details shape: a list of {field, problem}
+
+
+async def test_read_bounds_are_documented(document: dict[str, Any]) -> None:
+    params = {
+        p["name"]: p["schema"]
+        for p in document["paths"]["/api/v1/leaderboard"]["get"]["parameters"]
+    }
+    assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 100)
+    assert (params["offset"]["minimum"], params["offset"]["maximum"]) == (0, 10**9)

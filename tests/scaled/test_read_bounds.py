@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from scoreboard.domain.errors import ValidationFailed
 from scoreboard.service.leaderboard import MAX_OFFSET
 
 from .test_upkeep import instance, shared  # noqa: F401  (fixture)
@@ -38,6 +39,11 @@ async def test_huge_offsets_are_refused_and_the_index_stays_healthy(
             error = r.json()["error"]
             assert error["code"] == "VALIDATION_FAILED"
             assert error["details"][0]["field"] == "offset"
+        for offset in HUGE:  # the service's own bound, whoever calls it (also the live path)
+            with pytest.raises(ValidationFailed):
+                await api.services.board.page("global", 10, offset)
+            with pytest.raises(ValidationFailed):
+                await api.services.board.top("global", 10, offset)
         for path in ("/api/scores/top?limit=100", f"/api/v1/leaderboard?offset={MAX_OFFSET}"):
             assert (await api.client.get(path)).status_code == 200
         await api.services.board.maintain()

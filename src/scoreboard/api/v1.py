@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep
@@ -23,9 +23,16 @@ from scoreboard.api.schemas import (
 )
 from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.times import rfc3339
+from scoreboard.service.leaderboard import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
 from scoreboard.service.scoring import ScoreResult
 
 router = APIRouter(prefix="/api/v1", route_class=CheckedRoute)
+
+# The service checks these bounds (also for the live endpoints); declared here so that the
+# OpenAPI document states them.
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Around = Annotated[int, Query(ge=0, le=MAX_AROUND)]
 
 
 def score_event_body(result: ScoreResult) -> dict[str, object]:
@@ -110,7 +117,7 @@ async def score_event(
     "/leaderboard", response_model=LeaderboardOut, tags=["leaderboard"], responses=errors(503)
 )
 async def leaderboard(
-    services: ServicesDep, limit: int = 10, offset: int = 0, scope: str = "global"
+    services: ServicesDep, limit: Limit = 10, offset: Offset = 0, scope: str = "global"
 ) -> LeaderboardOut | Response:
     """One page of the leaderboard, best first."""
     if offset == 0:  # the top: its body is encoded once per change, by the top cache
@@ -131,7 +138,7 @@ async def leaderboard(
     "/leaderboard/me", response_model=MeOut, tags=["leaderboard"], responses=errors(401, 503)
 )
 async def leaderboard_me(
-    principal: PrincipalDep, services: ServicesDep, scope: str = "global", around: int = 1
+    principal: PrincipalDep, services: ServicesDep, scope: str = "global", around: Around = 1
 ) -> MeOut:
     """Your score, rank and `around` neighbours above and below."""
     mine = await services.board.mine(scope, principal.user_id, principal.display_name, around)

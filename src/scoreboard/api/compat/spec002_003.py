@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 
 from scoreboard.api.compat.styles import (
@@ -29,6 +29,7 @@ from scoreboard.domain.errors import Forbidden
 from scoreboard.domain.times import rfc3339
 from scoreboard.realtime.dialects_compat import handle_entry
 from scoreboard.service.identity import Principal
+from scoreboard.service.leaderboard import MAX_LIMIT
 
 update_router = APIRouter(
     tags=["compat: 002, 003"],
@@ -114,7 +115,9 @@ async def score_update(
 
 
 @router.get("/api/scores/top", response_model=TopOut, responses=errors(503, model=Error003))
-async def scores_top(services: ServicesDep, limit: int = 10) -> TopOut:
+async def scores_top(
+    services: ServicesDep, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10
+) -> TopOut:
     """003: the top `limit` (1–100, default 10), best first (public)."""
     page = await services.board.page("global", limit, 0)
     top = [HandleEntryOut.model_validate(handle_entry(entry)) for entry in page.items]
