@@ -118,6 +118,8 @@ def domain_response(error: e.DomainError) -> JSONResponse:
     )
 
 
+# What orjson's and `api.text`'s refusals of NUL and unpaired surrogates say.
+NOT_TEXT_HINTS = ("surrogate", "NUL")
 LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
@@ -151,6 +153,8 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     details = _validation_details(exc)
     malformed = any(d["problem"].startswith("JSON decode error") for d in details)
     message = "The request body is not valid JSON." if malformed else "The request is not valid."
+    if malformed and any(hint in d["problem"] for d in details for hint in NOT_TEXT_HINTS):
+        message = "The request body holds text that is not text (NUL or an unpaired surrogate)."
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type.lower() and any(
         tuple(err.get("loc", ())) == ("body",) for err in exc.errors()
