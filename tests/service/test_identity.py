@@ -148,7 +148,7 @@ async def test_register_validation(
 ) -> None:
     with pytest.raises(ValidationFailed) as caught:
         await service.register(username, password, display_name, client="10.0.0.1")
-    assert caught.value.details == {"field": field}
+    assert [d["field"] for d in caught.value.details or []] == [field]
     assert await store.get_user_by_username(username) is None
 
 

@@ -456,3 +456,26 @@ def test_concurrent_first_starts_agree_on_one_secret(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         secrets = set(pool.map(lambda _: load_or_create_secret(settings), range(16)))
     assert len(secrets) == 1
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", ["{future}", True, float("nan"), "1e12", [1], None])
+async def test_numeric_dates_must_be_numbers(claim: str, value: Any) -> None:
+    """PyJWT accepts `"exp": "<digits>"` (it converts with int()): such a token is refused."""
+    future = int(time.time()) + 3600
+    if value == "{future}":
+        value = str(future)
+    if value is None:  # a JSON object where a number belongs
+        value = {"seconds": future}
+    claims = builtin_claims(**{claim: value})
+    if claim == "nbf" or claim == "iat":
+        claims["exp"] = future
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    await rejected(make_verifier(), token)
+
+
+async def test_numeric_dates_as_floats_are_accepted() -> None:
+    now = time.time()
+    claims = builtin_claims(iat=now, nbf=now - 1, exp=now + 600)
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    assert (await make_verifier().verify(token)).expires_at == pytest.approx(now + 600)

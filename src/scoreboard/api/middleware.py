@@ -8,7 +8,7 @@ from collections.abc import Callable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scoreboard.api.errors import error_body
+from scoreboard.api.errors import error_payload
 
 
 class _TooLarge(Exception):
@@ -17,7 +17,8 @@ class _TooLarge(Exception):
 
 class BodyLimit:
     """Refuse bodies over `max_bytes` with 413 before the route reads them (declared length or
-    streamed), so a huge body costs neither memory nor a half-done write."""
+    streamed), so a huge body costs neither memory nor a half-done write. The 413 body is the
+    route's own error style (`error_payload`)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -28,47 +29,56 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
+        responder = _LimitedResponder(self.app, self.max_bytes, scope, receive, send)
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+            await responder.refuse()
             return
-        received = 0
-        too_large = False
-        refused = False
+        await responder.run()
 
-        async def limited_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
-                    raise _TooLarge
-            return message
 
-        async def guarded_send(message: Message) -> None:
-            # The framework may turn our receive error into its own 4xx: answer 413 instead.
-            nonlocal refused
-            if too_large:
-                if not refused:
-                    refused = True
-                    await self._refuse(send)
-                return
-            await send(message)
+class _LimitedResponder:
+    """One request's state: bytes received so far, and whether the 413 was sent."""
 
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        self.app, self.max_bytes = app, max_bytes
+        self.scope, self.receive, self.send = scope, receive, send
+        self.received = 0
+        self.too_large = False
+        self.refused = False
+
+    async def run(self) -> None:
         try:
-            await self.app(scope, limited_receive, guarded_send)
+            await self.app(self.scope, self.limited_receive, self.guarded_send)
         except _TooLarge:
-            if not refused:
-                refused = True
-                await self._refuse(send)
+            await self.refuse()
 
-    async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(
-            error_body("PAYLOAD_TOO_LARGE", f"The request body exceeds {self.max_bytes} bytes.")
-        )
+    async def limited_receive(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.max_bytes:
+                self.too_large = True
+                raise _TooLarge
+        return message
+
+    async def guarded_send(self, message: Message) -> None:
+        # The framework may turn our receive error into its own 4xx: answer 413 instead.
+        if self.too_large:
+            await self.refuse()
+            return
+        await self.send(message)
+
+    async def refuse(self) -> None:
+        if self.refused:
+            return
+        self.refused = True
+        message = f"The request body exceeds {self.max_bytes} bytes."
+        body = orjson.dumps(error_payload(self.scope, 413, "PAYLOAD_TOO_LARGE", message))
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self.send({"type": "http.response.start", "status": 413, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
 
 
 class RequestMetrics:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from scoreboard.api.deps import ServicesDep
 from scoreboard.api.errors import error_body
+from scoreboard.api.schemas import errors
+from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.errors import ServiceUnavailable
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=CheckedRoute, responses=errors())
 
 
 @router.get("/healthz")
@@ -20,11 +22,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=errors(503))
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when the database (and Redis, when configured) answer; 503 otherwise.
 
     `rank_index` is informative: "rebuilding" still serves correct ranks (from the database).
+    A 503 lists the unreachable backends in `details` (`{"field": "database", "problem":
+    "unreachable"}`), the one `details` shape of every error.
     """
     checks: dict[str, str] = {}
     try:
@@ -41,12 +45,14 @@ async def readyz(services: ServicesDep) -> JSONResponse:
             checks["redis"] = "unreachable"
     checks["rank_index"] = "ok" if services.board.index_ready else "rebuilding"
     if "unreachable" in checks.values():
-        body = error_body("SERVICE_UNAVAILABLE", "A backend is unreachable.", checks)
+        failing = [{"field": name, "problem": state} for name, state in checks.items()]
+        failing = [problem for problem in failing if problem["problem"] == "unreachable"]
+        body = error_body("SERVICE_UNAVAILABLE", "A backend is unreachable.", failing)
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
     return JSONResponse({"status": "ready", "checks": checks})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus text format."""
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -10,11 +10,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from scoreboard.api.deps import PrincipalDep, ServicesDep
-from scoreboard.api.schemas import ERRORS, Strict
+from scoreboard.api.schemas import Strict, errors
+from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.times import rfc3339
 from scoreboard.store.base import UserRecord
 
-router = APIRouter(prefix="/api/v1", tags=["identity"], responses=ERRORS)
+router = APIRouter(
+    prefix="/api/v1", tags=["identity"], route_class=CheckedRoute, responses=errors(401, 404, 503)
+)
 
 # http(s) and no whitespace or control characters; "" clears the avatar.
 AVATAR_URL = r"^(https?://[^\s\x00-\x1f\x7f]+)?$"

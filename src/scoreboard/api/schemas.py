@@ -83,19 +83,43 @@ class MeOut(BaseModel):
     around_me: list[EntryOut]
 
 
+class Problem(BaseModel):
+    """One problem of a request: which part (`field`) and what is wrong with it."""
+
+    model_config = ConfigDict(extra="allow")  # e.g. `min_duration_seconds` on a too-fast action
+    field: str
+    problem: str
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
-    details: object | None = None
+    details: list[Problem] | None = None
 
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "VALIDATION_FAILED and friends"},
-    401: {"model": ErrorOut, "description": "UNAUTHENTICATED"},
-    429: {"model": ErrorOut, "description": "RATE_LIMITED, with Retry-After"},
-    503: {"model": ErrorOut, "description": "SERVICE_UNAVAILABLE, with Retry-After"},
+DESCRIPTIONS = {
+    400: "VALIDATION_FAILED (and INVALID_ACTION_TYPE, INVALID_SCOPE where they apply)",
+    401: "UNAUTHENTICATED, or INVALID_CREDENTIALS on login",
+    403: "FORBIDDEN: another user's resource",
+    404: "NOT_FOUND",
+    409: "A conflict: IDEMPOTENCY_CONFLICT, ACTION_NOT_OPEN or USERNAME_TAKEN",
+    413: "PAYLOAD_TOO_LARGE: a request body over the configured limit",
+    429: "RATE_LIMITED, with Retry-After",
+    503: "SERVICE_UNAVAILABLE, with Retry-After",
 }
+# Any route can answer these: NUL in the path, query or a header (api/text.py) and a body over
+# the limit (api/middleware.py) are refused before routing.
+ALWAYS = (400, 413)
+
+
+def errors(*statuses: int, model: type[BaseModel] = ErrorOut) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of a route: exactly the error statuses it sends, with the body
+    `model` (a compatibility route passes its specification's)."""
+    return {
+        status: {"model": model, "description": DESCRIPTIONS[status]}
+        for status in sorted({*ALWAYS, *statuses})
+    }

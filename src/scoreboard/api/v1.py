@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep
 from scoreboard.api.schemas import (
-    ERRORS,
     ActionOut,
     EntryOut,
     LeaderboardOut,
@@ -20,11 +19,20 @@ from scoreboard.api.schemas import (
     ScoreEventOut,
     TokenOut,
     UserOut,
+    errors,
 )
+from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.times import rfc3339
+from scoreboard.service.leaderboard import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
 from scoreboard.service.scoring import ScoreResult
 
-router = APIRouter(prefix="/api/v1", responses=ERRORS)
+router = APIRouter(prefix="/api/v1", route_class=CheckedRoute)
+
+# The service checks these bounds (also for the live endpoints); declared here so that the
+# OpenAPI document states them.
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Around = Annotated[int, Query(ge=0, le=MAX_AROUND)]
 
 
 def score_event_body(result: ScoreResult) -> dict[str, object]:
@@ -44,7 +52,13 @@ def score_event_body(result: ScoreResult) -> dict[str, object]:
     return body
 
 
-@router.post("/auth/register", status_code=201, response_model=UserOut, tags=["identity"])
+@router.post(
+    "/auth/register",
+    status_code=201,
+    response_model=UserOut,
+    tags=["identity"],
+    responses=errors(409, 429, 503),
+)
 async def register(body: RegisterIn, services: ServicesDep, client: ClientDep) -> UserOut:
     """Create a user account."""
     user = await services.identity.register(
@@ -53,21 +67,23 @@ async def register(body: RegisterIn, services: ServicesDep, client: ClientDep) -
     return UserOut(user_id=user.user_id, username=user.username, display_name=user.display_name)
 
 
-@router.post("/auth/login", response_model=TokenOut, tags=["identity"])
+@router.post(
+    "/auth/login", response_model=TokenOut, tags=["identity"], responses=errors(401, 429, 503)
+)
 async def login(body: LoginIn, services: ServicesDep, client: ClientDep) -> TokenOut:
     """Exchange username and password for a bearer token (rate limited)."""
     token, expires_in = await services.identity.login(body.username, body.password, client=client)
     return TokenOut(access_token=token, expires_in=expires_in)
 
 
-@router.delete("/users/me", status_code=204, tags=["identity"])
+@router.delete("/users/me", status_code=204, tags=["identity"], responses=errors(401, 404, 503))
 async def delete_me(principal: PrincipalDep, services: ServicesDep) -> Response:
     """Delete your account: you leave every leaderboard at once; your events stay audited."""
     await services.identity.delete_me(principal.user_id)
     return Response(status_code=204)
 
 
-@router.get("/actions", response_model=list[ActionOut], tags=["scores"])
+@router.get("/actions", response_model=list[ActionOut], tags=["scores"], responses=errors())
 async def actions(services: ServicesDep) -> list[ActionOut]:
     """The action catalogue: what each action is worth."""
     return [ActionOut(**rule.as_dict()) for rule in services.catalogue.rules()]
@@ -79,7 +95,10 @@ async def actions(services: ServicesDep) -> list[ActionOut]:
     response_model=ScoreEventOut,
     response_model_exclude_none=True,
     tags=["scores"],
-    responses={200: {"model": ScoreEventOut, "description": "Idempotent replay"}},
+    responses={
+        200: {"model": ScoreEventOut, "description": "Idempotent replay"},
+        **errors(401, 409, 429, 503),
+    },
 )
 async def score_event(
     body: ScoreEventIn,
@@ -94,9 +113,11 @@ async def score_event(
     return JSONResponse(score_event_body(result), status_code=200 if result.replayed else 201)
 
 
-@router.get("/leaderboard", response_model=LeaderboardOut, tags=["leaderboard"])
+@router.get(
+    "/leaderboard", response_model=LeaderboardOut, tags=["leaderboard"], responses=errors(503)
+)
 async def leaderboard(
-    services: ServicesDep, limit: int = 10, offset: int = 0, scope: str = "global"
+    services: ServicesDep, limit: Limit = 10, offset: Offset = 0, scope: str = "global"
 ) -> LeaderboardOut | Response:
     """One page of the leaderboard, best first."""
     if offset == 0:  # the top: its body is encoded once per change, by the top cache
@@ -113,9 +134,11 @@ async def leaderboard(
     )
 
 
-@router.get("/leaderboard/me", response_model=MeOut, tags=["leaderboard"])
+@router.get(
+    "/leaderboard/me", response_model=MeOut, tags=["leaderboard"], responses=errors(401, 503)
+)
 async def leaderboard_me(
-    principal: PrincipalDep, services: ServicesDep, scope: str = "global", around: int = 1
+    principal: PrincipalDep, services: ServicesDep, scope: str = "global", around: Around = 1
 ) -> MeOut:
     """Your score, rank and `around` neighbours above and below."""
     mine = await services.board.mine(scope, principal.user_id, principal.display_name, around)

@@ -18,6 +18,7 @@ import orjson
 from fastapi import WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from scoreboard.api.errors import error_body
 from scoreboard.container import Services
 from scoreboard.domain.errors import DomainError, Unauthenticated, ValidationFailed
 from scoreboard.domain.times import now_rfc3339
@@ -32,7 +33,7 @@ SMALL_FRAME = 4096  # client frames are tiny control messages; larger ones are r
 
 
 def error_frame(error: DomainError) -> str:
-    body = {"type": "error", "error": {"code": error.code, "message": error.message}}
+    body = {"type": "error", "error": error_body(error.code, error.message, error.details)["error"]}
     return orjson.dumps(body).decode()
 
 

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+Problem = dict[str, Any]
+
+
+def problems(message: str, details: Problem | list[Problem] | None) -> list[Problem] | None:
+    """`details` in its one shape: a list of `{"field", "problem", ...}`.
+
+    A raiser may pass one problem as a dict (`{"field": "limit"}`); its `problem` defaults to
+    the error's message. Every error body and WebSocket error frame carries this list, so a
+    client reads one shape whatever the route or the kind of error."""
+    if details is None:
+        return None
+    listed = [details] if isinstance(details, dict) else details
+    return [{"field": "body", "problem": message, **problem} for problem in listed]
+
 
 class DomainError(Exception):
-    """Base class: a stable machine-readable `code` and a human `message`."""
+    """Base class: a stable machine-readable `code`, a human `message` and optional
+    `details` (a list of `{"field", "problem"}`, see `problems`)."""
 
     code = "INTERNAL_ERROR"
     default_message = "Internal error."
 
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
+    def __init__(
+        self, message: str | None = None, *, details: Problem | list[Problem] | None = None
+    ):
         self.message = message or self.default_message
-        self.details = details
+        self.details = problems(self.message, details)
         super().__init__(self.message)
 
 

@@ -22,6 +22,9 @@ class RankIndex(Protocol):
     - `replace_all` swaps in a complete new ranking atomically: readers see the old or the new
       index, never a partial one.
     - top/page/rank are O(log n + k).
+    - Errors: a `ValueError` means the caller's argument cannot be served (a negative or
+      out-of-range offset); it is raised before any round trip and says nothing about the
+      index's health. Any other exception is a failure of the index itself.
     """
 
     async def replace_all(self, pages: AsyncIterator[list[Standing]]) -> int:

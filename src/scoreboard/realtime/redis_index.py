@@ -173,6 +173,15 @@ return loaded
 """
 
 
+def _check_range(limit: int, offset: int) -> None:
+    """`ValueError` (the caller's argument, see `RankIndex`) for a range Redis cannot take:
+    ZRANGE's indexes are signed 64-bit, and a refused command would look like a broken index."""
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0: {offset}")
+    if offset + max(limit, 1) - 1 > SCORE_MAX:
+        raise ValueError(f"offset + limit out of the signed 64-bit range: {offset}")
+
+
 def encode_member(standing: Standing) -> bytes:
     """The sort-key member of a standing; `ValueError` if score is not int64 or
     `reached_at_us` is not in 0..2**64-1."""
@@ -268,8 +277,7 @@ class RedisRankIndex:
 
     async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
         """Entries ranked `offset + 1` .. `offset + limit` (fewer at the end)."""
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0: {offset}")
+        _check_range(limit, offset)
         if limit <= 0:
             return []
         reply = await self._range(keys=self._range_keys, args=[offset, offset + limit - 1])
@@ -280,8 +288,7 @@ class RedisRankIndex:
 
     async def page(self, limit: int, offset: int = 0) -> tuple[list[RankedEntry], int]:
         """`top(limit, offset)` and `count()` in one script call (one snapshot)."""
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0: {offset}")
+        _check_range(limit, offset)
         if limit <= 0:
             return [], await self.count()
         reply = await self._page(keys=self._range_keys, args=[offset, offset + limit - 1])

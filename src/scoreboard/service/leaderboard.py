@@ -40,6 +40,9 @@ T = TypeVar("T")
 SCOPES = frozenset({"global"})
 MAX_LIMIT = 100
 MAX_AROUND = 50
+# Deeper pages are refused (400), not served empty: no board is near a billion users, and a
+# bound keeps every offset well inside what SQL (int64) and Redis accept as an argument.
+MAX_OFFSET = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +202,14 @@ class LeaderboardService:
     # -- reads ---------------------------------------------------------------------------------
     async def top(self, scope: str, limit: int, offset: int = 0) -> list[RankedEntry]:
         check_scope(scope)
+        check_range("offset", offset, 0, MAX_OFFSET)
         items, _, _ = await self._read(scope, limit, offset)
         return items
 
     async def page(self, scope: str, limit: int, offset: int) -> Page:
         check_scope(scope)
         check_range("limit", limit, 1, MAX_LIMIT)
-        check_range("offset", offset, 0)
+        check_range("offset", offset, 0, MAX_OFFSET)
         items, total, generated_at = await self._read(scope, limit, offset)
         return Page(scope, limit, offset, total, items, generated_at)
 
@@ -228,6 +232,10 @@ class LeaderboardService:
             generation = self.cache.generation(scope)
             try:
                 items, total = await self._index.page(limit, offset)
+            except ValueError as exc:  # the caller's argument (RankIndex contract), not a failure
+                raise ValidationFailed(
+                    "This page cannot be read.", details={"field": "offset"}
+                ) from exc
             except Exception as exc:
                 self.keeper.broken(f"read failed: {exc!r}")
             else:

@@ -25,6 +25,8 @@ from jwt import PyJWK, PyJWKClient
 
 from scoreboard.config import Settings
 from scoreboard.domain.errors import ServiceUnavailable, Unauthenticated
+from scoreboard.service.claims import Claims as Claims
+from scoreboard.service.claims import claims_of, rejected
 
 BUILTIN_ALGORITHM = "HS256"
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -35,7 +37,6 @@ MIN_SECRET_LENGTH = 32  # RFC 7518 §3.2: an HS256 key must be at least 256 bits
 MAX_TOKEN_LENGTH = 8192  # parse nothing larger: a cheap guard against oversized headers
 BUILTIN_REQUIRED = ["iss", "sub", "iat", "exp", "jti"]
 EXTERNAL_REQUIRED = ["iss", "sub", "iat", "exp", "aud"]
-EXPIRED_MESSAGE = "Authentication token expired."
 
 
 def load_or_create_secret(settings: Settings) -> str:
@@ -99,18 +100,6 @@ class TokenIssuer:
             "jti": uuid.uuid4().hex,  # lets a log line or a future deny-list name one token
         }
         return jwt.encode(claims, self._secret, algorithm=BUILTIN_ALGORITHM), self._ttl
-
-
-@dataclass(frozen=True, slots=True)
-class Claims:
-    """What a verified token says. `external` is True for the identity provider's tokens."""
-
-    subject: str
-    issuer: str
-    expires_at: float  # epoch seconds
-    external: bool
-    name: str | None = None
-    preferred_username: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +189,8 @@ class TokenVerifier:
                 options={"require": BUILTIN_REQUIRED},
             )
         except jwt.PyJWTError as exc:
-            raise _rejected(exc) from exc
-        return _claims(payload, external=False)
+            raise rejected(exc) from exc
+        return claims_of(payload, external=False)
 
     def _verify_external(
         self, token: str, alg: str, key: PyJWK, provider: ExternalProvider
@@ -220,8 +209,8 @@ class TokenVerifier:
                 leeway=self._leeway,
             )
         except jwt.PyJWTError as exc:
-            raise _rejected(exc) from exc
-        return _claims(payload, external=True)
+            raise rejected(exc) from exc
+        return claims_of(payload, external=True)
 
     async def _signing_key(self, kid: Any) -> PyJWK:
         if not isinstance(kid, str) or not kid:
@@ -253,40 +242,3 @@ def _unverified_header(token: str) -> dict[str, Any]:
         return jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise Unauthenticated("Malformed authentication token.") from exc
-
-
-_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
-    (jwt.ExpiredSignatureError, EXPIRED_MESSAGE),
-    (jwt.ImmatureSignatureError, "Authentication token is not valid yet."),
-    (jwt.InvalidIssuerError, "Authentication token issuer is not accepted."),
-    (jwt.InvalidAudienceError, "Authentication token audience is not accepted."),
-    (jwt.InvalidSignatureError, "Authentication token signature is invalid."),
-    (jwt.InvalidAlgorithmError, "Authentication token algorithm is not allowed."),
-)
-
-
-def _rejected(exc: jwt.PyJWTError) -> Unauthenticated:
-    if isinstance(exc, jwt.MissingRequiredClaimError):
-        return Unauthenticated(f"Authentication token lacks the '{exc.claim}' claim.")
-    for kind, message in _REASONS:
-        if isinstance(exc, kind):
-            return Unauthenticated(message)
-    return Unauthenticated("Invalid authentication token.")
-
-
-def _claims(payload: dict[str, Any], *, external: bool) -> Claims:
-    subject = payload["sub"]
-    if not isinstance(subject, str) or not subject.strip():
-        raise Unauthenticated("Authentication token has no subject.")
-    return Claims(
-        subject=subject,
-        issuer=str(payload["iss"]),
-        expires_at=float(payload["exp"]),
-        external=external,
-        name=_text(payload.get("name")),
-        preferred_username=_text(payload.get("preferred_username")),
-    )
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None

@@ -12,32 +12,32 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 
 from scoreboard.api.compat.styles import (
     Error002003,
     Error003,
-    documented,
     error_route,
     seed002_003_style,
     seed003_style,
 )
 from scoreboard.api.deps import PrincipalDep, ServicesDep, bearer_token
-from scoreboard.api.schemas import Strict
+from scoreboard.api.schemas import Strict, errors
 from scoreboard.container import Services
 from scoreboard.domain.errors import Forbidden
 from scoreboard.domain.times import rfc3339
 from scoreboard.realtime.dialects_compat import handle_entry
 from scoreboard.service.identity import Principal
+from scoreboard.service.leaderboard import MAX_LIMIT
 
 update_router = APIRouter(
     tags=["compat: 002, 003"],
     route_class=error_route(seed002_003_style),
-    responses=documented(Error002003),
+    responses=errors(401, 403, 409, 429, 503, model=Error002003),
 )
 router = APIRouter(
-    tags=["compat: 003"], route_class=error_route(seed003_style), responses=documented(Error003)
+    tags=["compat: 003"], route_class=error_route(seed003_style), responses=errors(model=Error003)
 )
 
 OptionalHeader = Annotated[str | None, Header()]
@@ -114,15 +114,17 @@ async def score_update(
     )
 
 
-@router.get("/api/scores/top", response_model=TopOut)
-async def scores_top(services: ServicesDep, limit: int = 10) -> TopOut:
+@router.get("/api/scores/top", response_model=TopOut, responses=errors(503, model=Error003))
+async def scores_top(
+    services: ServicesDep, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10
+) -> TopOut:
     """003: the top `limit` (1–100, default 10), best first (public)."""
     page = await services.board.page("global", limit, 0)
     top = [HandleEntryOut.model_validate(handle_entry(entry)) for entry in page.items]
     return TopOut(top=top, asOf=rfc3339(page.generated_at))
 
 
-@router.get("/api/scores/me", response_model=MeOut003)
+@router.get("/api/scores/me", response_model=MeOut003, responses=errors(401, 503, model=Error003))
 async def scores_me(principal: PrincipalDep, services: ServicesDep) -> MeOut003:
     """003: the caller's score and rank (`score: 0, rank: null` before the first point)."""
     mine = await services.board.mine("global", principal.user_id, principal.display_name, 0)

@@ -12,13 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from scoreboard.api.compat.styles import Error004, documented, error_route, seed004_style
+from scoreboard.api.compat.styles import Error004, error_route, seed004_style
 from scoreboard.api.deps import PrincipalDep, ServicesDep
-from scoreboard.api.schemas import Strict
+from scoreboard.api.schemas import Strict, errors
 from scoreboard.realtime.dialects_compat import epoch_ms, leaderboard_entry
 
 router = APIRouter(
-    tags=["compat: 004"], route_class=error_route(seed004_style), responses=documented(Error004)
+    tags=["compat: 004"], route_class=error_route(seed004_style), responses=errors(model=Error004)
 )
 
 TOP = 10
@@ -64,7 +64,11 @@ class Top10Out(BaseModel):
     data: Top10Data
 
 
-@router.post("/api/v1/scores/update", response_model=ScoreUpdate004Out)
+@router.post(
+    "/api/v1/scores/update",
+    response_model=ScoreUpdate004Out,
+    responses=errors(401, 409, 429, 503, model=Error004),
+)
 async def update_score(
     body: ScoreUpdate004In,
     principal: PrincipalDep,
@@ -88,7 +92,9 @@ async def update_score(
     return ScoreUpdate004Out(data=data, timestamp=time.time_ns() // 1_000_000)
 
 
-@router.get("/api/v1/leaderboard/top10", response_model=Top10Out)
+@router.get(
+    "/api/v1/leaderboard/top10", response_model=Top10Out, responses=errors(503, model=Error004)
+)
 async def top10(services: ServicesDep) -> Top10Out:
     """004: the top 10 with names and avatars (public)."""
     page = await services.board.page("global", TOP, 0)

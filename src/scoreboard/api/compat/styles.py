@@ -3,8 +3,10 @@
 Statuses, codes and headers still come from `api/errors.py` (the one mapping of domain errors);
 a style only decides how the body looks. A compatibility router opts in with
 `APIRouter(route_class=error_route(style))`: its routes then answer every domain error and
-request validation error in that style. Unexpected errors keep the canonical 500 body, which is
-what 003 documents anyway (`INTERNAL_ERROR`).
+request validation error in that style. Errors raised before or outside the route (404, 405,
+413, a body that cannot be read, NUL in the query) find the style on the route class
+(`error_style`, see `api.errors.error_payload`). Unexpected errors keep the canonical 500
+body, which is what 003 documents anyway (`INTERNAL_ERROR`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from scoreboard.api.errors import headers_of, status_of
+from scoreboard.api.errors import Style, headers_of, status_of
+from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.errors import DomainError
 
-# status, code, message -> body
-Style = Callable[[int, str, str], dict[str, Any]]
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -69,18 +69,6 @@ class Error004(BaseModel):
     error: StyledError
 
 
-def documented(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for a router whose errors have the body `model`."""
-    return {
-        status: {"model": model, "description": description}
-        for status, description in (
-            (400, "VALIDATION_FAILED and friends"),
-            (401, "UNAUTHORIZED (002: 'Authentication failed.')"),
-            (429, "RATE_LIMITED, with Retry-After"),
-        )
-    }
-
-
 def _validation_message(exc: RequestValidationError) -> str:
     problems = []
     for err in exc.errors():
@@ -89,10 +77,12 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "The request is not valid: " + "; ".join(problems) if problems else "Invalid request."
 
 
-def error_route(style: Style) -> type[APIRoute]:
+def error_route(style: Style) -> type[CheckedRoute]:
     """An `APIRoute` class whose routes render their errors in `style`."""
 
-    class StyledRoute(APIRoute):
+    class StyledRoute(CheckedRoute):
+        error_style = staticmethod(style)  # errors raised outside the route: `error_payload`
+
         def get_route_handler(self) -> Handler:
             handler = super().get_route_handler()
 

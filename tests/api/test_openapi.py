@@ -1,0 +1,93 @@
+"""Issue 9 item 6: /openapi.json lists exactly the statuses each route sends (no 422: the API
+answers 400), with the error body of the route's specification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scoreboard.app import create_app
+from scoreboard.config import Settings
+
+# What each operation sends besides its success; 400 and 413 are possible on every route (NUL
+# text in a path, query or header; a body over the limit) and are listed everywhere.
+EXPECTED = {
+    "POST /api/v1/auth/register": {201, 409, 429, 503},
+    "POST /api/v1/auth/login": {200, 401, 429, 503},
+    "DELETE /api/v1/users/me": {204, 401, 404, 503},
+    "GET /api/v1/users/me": {200, 401, 404, 503},
+    "PATCH /api/v1/users/me": {200, 401, 404, 503},
+    "GET /api/v1/actions": {200},
+    "POST /api/v1/scores/events": {200, 201, 401, 409, 429, 503},
+    "GET /api/v1/leaderboard": {200, 503},
+    "GET /api/v1/leaderboard/me": {200, 401, 503},
+    "GET /healthz": {200},
+    "GET /readyz": {200, 503},
+    "GET /metrics": {200},
+    "POST /auth/login": {200, 401, 429, 503},
+    "GET /top-scores": {200, 503},
+    "POST /users/{user_id}/actions": {201, 401, 403, 429, 503},
+    "PUT /users/{user_id}/actions/{action_id}": {200, 401, 403, 404, 409, 429, 503},
+    "POST /api/score/update": {200, 401, 403, 409, 429, 503},
+    "GET /api/scores/top": {200, 503},
+    "GET /api/scores/me": {200, 401, 503},
+    "POST /api/v1/scores/update": {200, 401, 409, 429, 503},
+    "GET /api/v1/leaderboard/top10": {200, 503},
+}
+STYLE = {
+    "/api/score/update": "Error002003",
+    "/api/scores/top": "Error003",
+    "/api/scores/me": "Error003",
+    "/api/v1/scores/update": "Error004",
+    "/api/v1/leaderboard/top10": "Error004",
+}
+
+
+@pytest.fixture
+async def document(tmp_path: Path) -> dict[str, Any]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"
+    )
+    app = create_app(settings)  # no lifespan: the document needs no backend
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        assert (await http.get("/docs")).status_code == 200
+        r = await http.get("/openapi.json")
+        assert r.status_code == 200
+        body: dict[str, Any] = r.json()
+        return body
+
+
+async def test_every_operation_lists_exactly_what_it_sends(document: dict[str, Any]) -> None:
+    listed = {
+        f"{method.upper()} {path}": {int(status) for status in operation["responses"]}
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert listed == {name: statuses | {400, 413} for name, statuses in EXPECTED.items()}
+
+
+async def test_no_422_and_errors_carry_their_routes_body(document: dict[str, Any]) -> None:
+    assert "422" not in str(document["paths"])
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/" + STYLE.get(path, "ErrorOut")), (path, status, ref)
+    detail = document["components"]["schemas"]["ErrorDetail"]["properties"]["details"]
+    assert "Problem" in str(detail)  # one details shape: a list of {field, problem}
+
+
+async def test_read_bounds_are_documented(document: dict[str, Any]) -> None:
+    params = {
+        p["name"]: p["schema"]
+        for p in document["paths"]["/api/v1/leaderboard"]["get"]["parameters"]
+    }
+    assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 100)
+    assert (params["offset"]["minimum"], params["offset"]["maximum"]) == (0, 10**9)
