@@ -32,12 +32,10 @@ def one_line(text: str, width: int = 160) -> str:
 
 
 def rate(value: float, unit: str) -> str:
-    """`1039 ev/s`, `2.7k req/s`, `34k req/s`: thousands shortened as the issue writes them."""
+    """`1,039 ev/s`, `34.2k req/s`: as the issue writes them."""
     if value >= 10_000:
-        return f"{value / 1000:.0f}k {unit}"
-    if value >= 1_000:
         return f"{value / 1000:.1f}k {unit}"
-    return f"{value:.0f} {unit}"
+    return f"{value:,.0f} {unit}"
 
 
 def millis(seconds: float) -> str:

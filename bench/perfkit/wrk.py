@@ -93,7 +93,12 @@ def render_lua(
     )
     return LUA_TEMPLATE.format(
         load_tokens=load,
-        open_ids=f"ids = io.open({lua_string(str(ids_file))}, 'w')" if ids_file else "",
+        open_ids=(
+            # Line-buffered: every acknowledged id is on disk even if wrk is killed.
+            f"ids = io.open({lua_string(str(ids_file))}, 'w'); ids:setvbuf('line')"
+            if ids_file
+            else ""
+        ),
         body_header='headers["Content-Type"] = "application/json"' if body else "",
         token_header=(
             'headers["Authorization"] = "Bearer " .. tokens[(counter % #tokens) + 1]'
