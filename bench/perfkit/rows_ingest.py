@@ -117,40 +117,39 @@ def scaled(env: BenchEnv, opts: Options, base: float) -> list[Row]:
         one, reads_one = scaled_phase(env, opts, service_env, 1, tokens)
         two, reads_two = scaled_phase(env, opts, service_env, 2, tokens)
         ids, total = pg_totals(env.pg_url(name))
-    points = one.points
-    verdict = check_ingest(
-        one.load.acked_ids + two.load.acked_ids,
-        ids,
-        total,
-        points,
-        one.load.cut_off_bound + two.load.cut_off_bound,
-    )
-    assert one.load.best and two.load.best and reads_one.best and reads_two.best
+    acked = one.load.acked_ids + two.load.acked_ids
+    bound = one.load.cut_off_bound + two.load.cut_off_bound
+    verdict = check_ingest(acked, ids, total, one.points, bound)
+    return scaled_rows(one.load, two.load, reads_one, reads_two, verdict, base)
+
+
+def scaled_rows(
+    one: Load, two: Load, reads_one: Load, reads_two: Load, verdict: Verdict, base: float
+) -> list[Row]:
+    assert one.best and two.best and reads_one.best and reads_two.best
     path = f"`{POST}`, PostgreSQL + Redis, one process"
-    rows = [ingest_row(path, one.load, verdict, base)]
-    rows.append(
+    statuses = check_statuses(
+        reads_one.ok + reads_two.ok,
+        reads_one.bad + reads_two.bad,
+        reads_one.bad_codes + reads_two.bad_codes,
+    )
+    return [
+        ingest_row(path, one, verdict, base),
         Row(
             "same, two processes (vs one)",
-            f"{rate(two.load.best.ok_rate, 'ev/s')} (p99 {millis(two.load.best.p99)})",
-            f"one process: {rate(one.load.best.ok_rate, 'ev/s')}",
-            two.load.best.ok_rate / one.load.best.ok_rate,
+            f"{rate(two.best.ok_rate, 'ev/s')} (p99 {millis(two.best.p99)})",
+            f"one process: {rate(one.best.ok_rate, 'ev/s')}",
+            two.best.ok_rate / one.best.ok_rate,
             verdict.cell() + " (both phases)",
-        )
-    )
-    rows.append(
+        ),
         Row(
             "`GET /api/v1/leaderboard?limit=10`, PG + Redis, two processes (vs one)",
             rate(reads_two.best.ok_rate, "req/s"),
             f"one process: {rate(reads_one.best.ok_rate, 'req/s')}",
             reads_two.best.ok_rate / reads_one.best.ok_rate,
-            check_statuses(
-                reads_one.ok + reads_two.ok,
-                reads_one.bad + reads_two.bad,
-                reads_one.bad_codes + reads_two.bad_codes,
-            ).cell(),
-        )
-    )
-    return rows
+            statuses.cell(),
+        ),
+    ]
 
 
 @dataclass

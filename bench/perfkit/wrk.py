@@ -86,40 +86,44 @@ def render_lua(
     ids_file: Path | None = None,
 ) -> str:
     """The wrk script for one run (see the module docstring)."""
-    load = (
-        f"for line in io.lines({lua_string(str(tokens_file))}) do table.insert(tokens, line) end"
-        if tokens_file
-        else ""
-    )
     return LUA_TEMPLATE.format(
-        load_tokens=load,
-        open_ids=(
-            # Line-buffered: every acknowledged id is on disk even if wrk is killed.
-            f"ids = io.open({lua_string(str(ids_file))}, 'w'); ids:setvbuf('line')"
-            if ids_file
-            else ""
-        ),
+        method=lua_string(method),
+        path=lua_string(path),
+        body=lua_string(body) if body else "nil",
         body_header='headers["Content-Type"] = "application/json"' if body else "",
-        token_header=(
-            'headers["Authorization"] = "Bearer " .. tokens[(counter % #tokens) + 1]'
-            if tokens_file
-            else ""
-        ),
+        **_token_parts(tokens_file),
         key_header=(
             f'headers["Idempotency-Key"] = {lua_string(key_prefix + "-")} .. counter'
             if key_prefix
             else ""
         ),
-        method=lua_string(method),
-        path=lua_string(path),
-        body=lua_string(body) if body else "nil",
-        record_id=(
+        **_id_parts(ids_file),
+    )
+
+
+def _token_parts(tokens_file: Path | None) -> dict[str, str]:
+    if not tokens_file:
+        return {"load_tokens": "", "token_header": ""}
+    return {
+        "load_tokens": (
+            f"for line in io.lines({lua_string(str(tokens_file))}) do "
+            "table.insert(tokens, line) end"
+        ),
+        "token_header": 'headers["Authorization"] = "Bearer " .. tokens[(counter % #tokens) + 1]',
+    }
+
+
+def _id_parts(ids_file: Path | None) -> dict[str, str]:
+    if not ids_file:
+        return {"open_ids": "", "record_id": ""}
+    return {
+        # Line-buffered: every acknowledged id is on disk even if wrk is killed.
+        "open_ids": f"ids = io.open({lua_string(str(ids_file))}, 'w'); ids:setvbuf('line')",
+        "record_id": (
             "local id = string.match(body, '\"event_id\":%s*(%d+)')\n"
             "    if id then ids:write(id, '\\n') end"
-            if ids_file
-            else ""
         ),
-    )
+    }
 
 
 @dataclass(frozen=True, slots=True)
