@@ -39,13 +39,29 @@ class Client:
     def __init__(self) -> None:
         self.frames: list[tuple[float, str | bytes]] = []
         self.seen = 0  # frames already examined in the current round
+        self.retries = 0  # handshakes that failed and were tried again
         self.ws: ClientConnection | None = None
 
-    async def run(self, url: str, gate: asyncio.Semaphore, open_timeout: float) -> None:
-        async with gate:
-            self.ws = await connect(
-                url, open_timeout=open_timeout, ping_interval=None, compression=None, max_size=2**20
-            )
+    async def run(self, url: str, gate: asyncio.Semaphore, args: argparse.Namespace) -> None:
+        """Connect (a refused handshake is retried, a few times: real clients reconnect),
+        then record every frame until cancelled."""
+        for attempt in range(args.attempts):
+            try:
+                async with gate:
+                    self.ws = await connect(
+                        url,
+                        open_timeout=args.timeout,
+                        ping_interval=None,
+                        compression=None,
+                        max_size=2**20,
+                    )
+                break
+            except Exception:
+                self.retries += 1
+                if attempt + 1 == args.attempts:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+        assert self.ws is not None
         async for frame in self.ws:
             self.frames.append((time.perf_counter(), frame))
 
@@ -72,10 +88,10 @@ async def connect_all(args: argparse.Namespace, clients: list[Client]) -> list[a
     tasks = []
     for n, client in enumerate(clients):
         url = f"{args.ws}?limit=10" + (f"&token={tokens[n % len(tokens)]}" if tokens else "")
-        tasks.append(asyncio.create_task(client.run(url, gate, args.timeout)))
+        tasks.append(asyncio.create_task(client.run(url, gate, args)))
     deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:  # every client connected and holding its snapshot
-        if all(c.frames for c in clients) or all(t.done() for t in tasks):
+    while time.monotonic() < deadline:  # every client holds its snapshot or gave up
+        if all(c.frames or t.done() for c, t in zip(clients, tasks, strict=True)):
             break
         await asyncio.sleep(0.1)
     return tasks
@@ -184,10 +200,11 @@ async def main(args: argparse.Namespace) -> None:
     clients = [Client() for _ in range(args.clients)]
     tasks = await connect_all(args, clients)
     connected = sum(1 for c in clients if c.frames)
-    emit({"event": "connected", "clients": connected, "wanted": args.clients})
+    retries = sum(c.retries for c in clients)
+    emit({"event": "connected", "clients": connected, "wanted": args.clients, "retries": retries})
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     result = await rounds(args, clients) if connected else {"missed": args.rounds}
-    emit({"event": "result", "connected": connected, **result})
+    emit({"event": "result", "connected": connected, "retries": retries, **result})
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -204,6 +221,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--poster-tokens", help="file of tokens of top-10 users (service)")
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=300.0, help="connecting, in all")
+    parser.add_argument("--attempts", type=int, default=5, help="handshakes per client")
     parser.add_argument("--round-timeout", type=float, default=20.0)
     parser.add_argument("--gap", type=float, default=0.25, help="seconds between rounds")
     parser.add_argument("--settle", type=float, default=1.0)

@@ -74,19 +74,28 @@ class BenchEnv:
     @contextlib.contextmanager
     def redis_prefix(self, tag: str) -> Iterator[str]:
         """A key prefix of its own on the shared Redis; its keys are deleted afterwards."""
-        import redis
 
         prefix = f"bench:{tag}:{uuid.uuid4().hex[:8]}:"
         try:
             yield prefix
         finally:
-            client = redis.Redis.from_url(self.redis_url)
-            try:
-                keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-                for start in range(0, len(keys), 1000):
-                    client.delete(*keys[start : start + 1000])
-            finally:
-                client.close()
+            delete_prefix(self.redis_url, prefix)
+
+
+def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Remove a prefix's keys: UNLINK (freed in the background, so a 1M-member index does not
+    block the shared Redis). A failure is reported, not raised: the rows are measured."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=60)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start : start + 1000])
+    except redis.RedisError as exc:
+        print(f"[bench] could not delete Redis keys {prefix}*: {exc!r}", file=sys.stderr)
+    finally:
+        client.close()
 
 
 def supports_workers() -> bool:

@@ -114,7 +114,9 @@ def live_verdict(service: dict[str, Any]) -> Verdict:
     boards = [True] * converged + [False] * (total - converged)
     verdict = check_converged(boards, True, missed=int(service.get("missed", 0)))
     if service.get("connected", 0) < total:
-        return Verdict(False, f"only {service.get('connected')} of {total} connected")
+        verdict = Verdict(False, f"only {service.get('connected')} of {total} connected")
+    if retries := int(service.get("retries", 0)):  # refused handshakes, connected on a retry
+        return Verdict(verdict.ok, f"{verdict.text}; {retries} handshakes refused and retried")
     return verdict
 
 

@@ -116,8 +116,12 @@ def scaled(env: BenchEnv, opts: Options) -> list[Row]:
 
 
 def rows(env: BenchEnv, opts: Options) -> list[Row]:
+    """Each backend's rows on their own: one failing leaves the other's figures."""
     try:
         out = [embedded(env, opts)]
     except Exception as exc:
         out = [Row.failed(f"start-up with {opts.startup_users:,} users, embedded", exc)]
-    return out + scaled(env, opts)
+    try:
+        return out + scaled(env, opts)
+    except Exception as exc:
+        return [*out, Row.failed(f"start-up with {opts.startup_users:,} users, PG + Redis", exc)]

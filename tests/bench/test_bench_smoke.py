@@ -191,3 +191,13 @@ async def test_a_populated_board_reads_back_through_the_real_store(tmp_path: Pat
         assert user is not None and user.username == "bench7"
     finally:
         await store.close()
+
+
+def test_live_verdict_fails_on_unconnected_or_unconverged_clients() -> None:
+    from bench.perfkit.rows_live import live_verdict
+
+    fine = {"clients": 3, "connected": 3, "converged": 3, "missed": 0, "retries": 2}
+    assert live_verdict(fine).ok and "2 handshakes refused and retried" in live_verdict(fine).text
+    assert not live_verdict({**fine, "connected": 2}).ok
+    assert not live_verdict({**fine, "converged": 2}).ok
+    assert not live_verdict({**fine, "missed": 1}).ok
