@@ -11,6 +11,7 @@ Populated data is cached under `bench/.cache/` (by size and schema revision).
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -84,11 +85,24 @@ def reindex(service_env: dict[str, str], workdir: Path) -> float:
     except subprocess.TimeoutExpired:
         raise TimeoutError(f"reindex still running after {TIMEOUT:.0f} s") from None
     seconds = time.monotonic() - started
+    (workdir / "reindex.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        errors = [line for line in lines if "Error" in line or "error" in line]
-        raise RuntimeError(f"after {seconds:.0f} s: {(errors or lines or ['?'])[-1]}")
+        raise RuntimeError(f"after {seconds:.0f} s: {last_error(done.stderr)}")
     return seconds
+
+
+EXCEPTION_LINE = re.compile(r"^\s*((?:\w+\.)*\w*(?:Error|Exception|Unavailable|Timeout)\w*: .*)$")
+
+
+def last_error(output: str) -> str:
+    """The exception line (`TimeoutError: ...`) of a traceback, also of a rich one drawn in
+    boxes; else the last line that is not box drawing."""
+    lines = [line.strip(" │╭╰─╮╯") for line in output.splitlines()]
+    matches = [m.group(1) for line in lines if (m := EXCEPTION_LINE.match(line))]
+    if matches:
+        return matches[-1]
+    text = [line for line in lines if line.strip()]
+    return text[-1] if text else "no output"
 
 
 def scaled(env: BenchEnv, opts: Options) -> list[Row]:

@@ -201,3 +201,18 @@ def test_live_verdict_fails_on_unconnected_or_unconverged_clients() -> None:
     assert not live_verdict({**fine, "connected": 2}).ok
     assert not live_verdict({**fine, "converged": 2}).ok
     assert not live_verdict({**fine, "missed": 1}).ok
+
+
+def test_a_failed_reindex_is_reported_by_its_exception_line() -> None:
+    from bench.perfkit.rows_startup import last_error
+
+    rich = (
+        "╭───── Traceback (most recent call last) ─────╮\n"
+        '│ ❱ 96 │ raise unavailable(TimeoutError(f"{name}: no answer within │\n'
+        "╰──────────────────────────────────────────────╯\n"
+        "ServiceUnavailable: The database cannot be reached; retry later.\n"
+    )
+    assert last_error(rich) == "ServiceUnavailable: The database cannot be reached; retry later."
+    plain = "Traceback...\nredis.exceptions.TimeoutError: Timeout reading from socket\n"
+    assert last_error(plain) == "redis.exceptions.TimeoutError: Timeout reading from socket"
+    assert last_error("something odd\n│ boxed │\n") == "boxed"
