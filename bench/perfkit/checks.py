@@ -35,7 +35,7 @@ def check_ingest(
     mid-request): at most one per open connection, `in_flight_bound` in all.
     """
     acked, stored = set(acked_ids), set(stored_ids)
-    problems = []
+    problems = [] if acked else ["no event acknowledged at all"]
     if len(acked) != len(acked_ids):
         problems.append(f"{len(acked_ids) - len(acked)} event ids acknowledged twice")
     if missing := len(acked - stored):

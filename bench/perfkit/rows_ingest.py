@@ -22,7 +22,7 @@ from .loads import Load, Request, drive
 from .options import Options
 from .populate import fill_postgres, fill_sqlite, write_tokens
 from .procs import Procs
-from .table import Row, millis, rate
+from .table import Row, millis, rate, ratio
 
 ACTION = "TASK_COMPLETED"
 POST = "POST /api/v1/scores/events"
@@ -67,7 +67,7 @@ def ingest_row(path: str, load: Load, verdict: Verdict, base: float) -> Row:
         path,
         figure,
         f"pgbench c16: {rate(base, 'txn/s')}",
-        load.best.ok_rate / base if base else None,
+        ratio(load.best.ok_rate, base),
         verdict.cell() + bad,
     )
 
@@ -139,14 +139,14 @@ def scaled_rows(
             "same, two processes (vs one)",
             f"{rate(two.best.ok_rate, 'ev/s')} (p99 {millis(two.best.p99)})",
             f"one process: {rate(one.best.ok_rate, 'ev/s')}",
-            two.best.ok_rate / one.best.ok_rate,
+            ratio(two.best.ok_rate, one.best.ok_rate),
             verdict.cell() + " (both phases)",
         ),
         Row(
             "`GET /api/v1/leaderboard?limit=10`, PG + Redis, two processes (vs one)",
             rate(reads_two.best.ok_rate, "req/s"),
             f"one process: {rate(reads_one.best.ok_rate, 'req/s')}",
-            reads_two.best.ok_rate / reads_one.best.ok_rate,
+            ratio(reads_two.best.ok_rate, reads_one.best.ok_rate),
             statuses.cell(),
         ),
     ]

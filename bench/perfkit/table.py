@@ -52,6 +52,11 @@ def signed(seconds: float) -> str:
     return ("-" if seconds < 0 else "+") + millis(abs(seconds))
 
 
+def ratio(service: float, baseline: float) -> float | None:
+    """service / baseline; None (printed —) when the baseline measured nothing."""
+    return service / baseline if baseline > 0 else None
+
+
 def ratio_cell(ratio: float | None) -> str:
     return "—" if ratio is None else f"{ratio:.2f}"
 

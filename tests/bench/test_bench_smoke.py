@@ -16,7 +16,7 @@ from bench.perfkit import pgbench
 from bench.perfkit.checks import check_converged, check_ingest, check_statuses
 from bench.perfkit.loads import combine
 from bench.perfkit.populate import TABLES, fill_sqlite, rows, score_of, user_id
-from bench.perfkit.table import Row, rate, render, signed
+from bench.perfkit.table import Row, rate, ratio, render, signed
 from bench.perfkit.wrk import WrkResult, parse_output, render_lua
 
 from scoreboard.store.migrate import run_migrations
@@ -44,6 +44,7 @@ def test_figures_are_written_as_the_issue_writes_them() -> None:
     assert rate(34_200, "req/s") == "34.2k req/s"
     assert signed(-0.0012) == "-1.2 ms"
     assert signed(0.084) == "+84 ms"
+    assert ratio(1.0, 0.0) is None and ratio(1.0, 4.0) == 0.25
 
 
 def test_lua_script_rotates_tokens_keys_and_records_acknowledged_ids(tmp_path: Path) -> None:
@@ -139,6 +140,7 @@ def test_ingest_check_passes_only_when_every_acknowledged_event_is_stored_once()
     assert not miscounted.ok and "sum of scores 30" in miscounted.text
     unexplained = check_ingest([1], [1, 2, 3], score_sum=30, points=10, in_flight_bound=1)
     assert not unexplained.ok
+    assert not check_ingest([], [], score_sum=0, points=10, in_flight_bound=0).ok
 
 
 def test_convergence_and_status_checks() -> None:
