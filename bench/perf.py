@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script: make `perfkit` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -61,7 +62,7 @@ def options(args: argparse.Namespace) -> Options:
         changes["live_clients"] = tuple(int(n) for n in args.live_clients.split(","))
     if args.startup_users:
         changes["startup_users"] = args.startup_users
-    return opts.__class__(**{**{f: getattr(opts, f) for f in opts.__slots__}, **changes})
+    return dataclasses.replace(opts, **changes)  # type: ignore[arg-type]
 
 
 def guarded(title: str, section: Callable[[], list[Row]]) -> list[Row]:
