@@ -1,0 +1,1 @@
+"""Load generators, baselines and the performance bench (`python bench/perf.py`)."""

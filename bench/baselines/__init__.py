@@ -1,0 +1,1 @@
+"""Baselines the bench measures the service against, each a process of its own."""

@@ -1,0 +1,141 @@
+"""Rows: start-up with a big board (1M users in the full run).
+
+Embedded: a `scoreboard serve` on a SQLite file that already holds the board, timed from the
+process's start until `/readyz` answers 200 (the lifespan builds the in-process index before
+the server accepts requests, so 200 means the index is built). PostgreSQL + Redis:
+`scoreboard reindex`, timed as a process, then a `serve` start-up on the same database (it
+rebuilds the index before serving too). Checked: the board's `total` is the number of users.
+Populated data is cached under `bench/.cache/` (by size and schema revision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from .checks import Verdict
+from .env import SCOREBOARD, BenchEnv
+from .options import Options
+from .populate import cached_sqlite, fill_postgres
+from .procs import Procs, free_ports, wait_ready
+from .table import Row
+
+TIMEOUT = 300.0  # start-up and reindex bound: a row that takes longer FAILS
+
+
+def schema_revision(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def timed_start(procs: Procs, service_env: dict[str, str], users: int) -> tuple[float, Verdict]:
+    """Seconds from the process's start to /readyz 200, and the board's size check."""
+    port = free_ports()
+    cmd = [SCOREBOARD, "serve", "--port", str(port), "--log-level", "warning"]
+    started = time.monotonic()
+    proc = procs.start(f"serve-{port}", cmd, service_env)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/readyz", proc, TIMEOUT)
+    seconds = time.monotonic() - started
+    total = httpx.get(f"{url}/api/v1/leaderboard?limit=1", timeout=30).json()["total"]
+    return seconds, Verdict(total == users, f"board total {total:,} of {users:,} users")
+
+
+def embedded(env: BenchEnv, opts: Options) -> Row:
+    workdir = env.workdir / "startup-embedded"
+    template_env = env.service_env(workdir / "template")
+    env.migrate(template_env)
+    template = workdir / "template" / "scoreboard.db"
+    cache = env.cache / f"sqlite-{schema_revision(template)}"
+    board = cached_sqlite(cache, template, opts.startup_users)
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(board, data / "scoreboard.db")
+    with Procs(workdir) as procs:
+        seconds, verdict = timed_start(procs, env.service_env(data), opts.startup_users)
+    return Row(
+        f"start-up with {opts.startup_users:,} users, embedded (process start → /readyz 200)",
+        f"{seconds:.1f} s",
+        checks=verdict.cell(),
+    )
+
+
+def reindex(service_env: dict[str, str], workdir: Path) -> float:
+    """`scoreboard reindex`, timed; raises with the command's own error line when it fails."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [SCOREBOARD, "reindex"],
+            env=service_env,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"reindex still running after {TIMEOUT:.0f} s") from None
+    seconds = time.monotonic() - started
+    (workdir / "reindex.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"after {seconds:.0f} s: {last_error(done.stderr)}")
+    return seconds
+
+
+EXCEPTION_LINE = re.compile(r"^\s*((?:\w+\.)*\w*(?:Error|Exception|Unavailable|Timeout)\w*: .*)$")
+
+
+def last_error(output: str) -> str:
+    """The exception line (`TimeoutError: ...`) of a traceback, also of a rich one drawn in
+    boxes; else the last line that is not box drawing."""
+    lines = [line.strip(" │╭╰─╮╯") for line in output.splitlines()]
+    matches = [m.group(1) for line in lines if (m := EXCEPTION_LINE.match(line))]
+    if matches:
+        return matches[-1]
+    text = [line for line in lines if line.strip()]
+    return text[-1] if text else "no output"
+
+
+def scaled(env: BenchEnv, opts: Options) -> list[Row]:
+    workdir = env.workdir / "startup-scaled"
+    users = opts.startup_users
+    rows = []
+    with env.scratch_database("startup") as name, env.redis_prefix("startup") as prefix:
+        service_env = env.service_env(workdir / "data", name, prefix)
+        env.migrate(service_env)
+        cache = env.cache / "postgres"
+        asyncio.run(fill_postgres(env.pg_url(name), cache, users, scored=True))
+        path = f"`scoreboard reindex` with {users:,} users, Redis"
+        try:
+            rows.append(Row(path, f"{reindex(service_env, workdir):.1f} s"))
+        except Exception as exc:  # the table says how it failed, the other rows still run
+            rows.append(Row.failed(path, exc))
+        path = f"start-up with {users:,} users, PostgreSQL + Redis (→ /readyz 200)"
+        try:
+            with Procs(workdir) as procs:
+                seconds, verdict = timed_start(procs, service_env, users)
+            rows.append(Row(path, f"{seconds:.1f} s", checks=verdict.cell()))
+        except Exception as exc:
+            rows.append(Row.failed(path, exc))
+    return rows
+
+
+def rows(env: BenchEnv, opts: Options) -> list[Row]:
+    """Each backend's rows on their own: one failing leaves the other's figures."""
+    try:
+        out = [embedded(env, opts)]
+    except Exception as exc:
+        out = [Row.failed(f"start-up with {opts.startup_users:,} users, embedded", exc)]
+    try:
+        return out + scaled(env, opts)
+    except Exception as exc:
+        return [*out, Row.failed(f"start-up with {opts.startup_users:,} users, PG + Redis", exc)]
