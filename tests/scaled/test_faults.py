@@ -28,8 +28,9 @@ from tests.proxy import TcpProxy, via
 from tests.throwaway import ThrowawayRedis
 
 from scoreboard.backends import SharedRedisIndex
+from scoreboard.service.tokens import TokenIssuer
 
-from .conftest import Start, board_items, event_ids, sql_board
+from .conftest import SECRET, Start, board_items, event_ids, sql_board
 
 pytestmark = pytest.mark.e2e
 log = logging.getLogger(__name__)
@@ -107,6 +108,16 @@ async def test_postgres_unreachable(
             assert {"field": "database", "problem": "unreachable"} in ready.json()["error"][
                 "details"
             ]
+            # A live handshake whose account cannot be looked up is told to come back
+            # (SERVICE_UNAVAILABLE, close 1013), never an HTTP 500 (a user id no cache holds).
+            stranger, _ = TokenIssuer(SECRET, issuer="scoreboard", ttl_seconds=60).issue(
+                f"nobody-{fault}"
+            )
+            live = await LiveClient.open(f"{server.ws_url}/ws/leaderboard?token={stranger}")
+            refusal = await live.wait_for(lambda m: m["type"] == "error", within=5.0)
+            assert refusal["error"]["code"] == "SERVICE_UNAVAILABLE"
+            await asyncio.wait_for(live.closed.wait(), 5.0)
+            assert live.ws.close_code == 1013
             # Reads keep serving the last known leaderboard (from the index).
             for _ in range(3):
                 read, took = await timed(http.get("/api/v1/leaderboard"))

@@ -128,6 +128,9 @@ def make_endpoint(default_format: str) -> Callable[[WebSocket], Awaitable[None]]
         except Unauthenticated as exc:
             await _refuse(websocket, subprotocol, exc, CloseCode.UNAUTHENTICATED)
             return
+        except DomainError as exc:  # the account could not be looked up: come back later
+            await _refuse(websocket, subprotocol, exc, CloseCode.TRY_AGAIN_LATER)
+            return
         try:
             scope, limit, dialect = _parse_params(websocket, services, default_format)
         except DomainError as exc:
