@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from scoreboard.config import Settings
+from scoreboard.domain.errors import ServiceUnavailable
+from scoreboard.store.base import Store
 
 app = typer.Typer(help="Real-time leaderboard service.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -86,7 +88,7 @@ async def _reindex(settings: Settings, *, wait: float = 60.0) -> int | None:
             backends.broker,
             check_seconds=settings.index_check_seconds,
         )
-        _, total = await backends.store.standings_page(1, 0)
+        total = await _board_size(backends.store)
         deadline = asyncio.get_running_loop().time() + wait
         with Progress(
             TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), console=console
@@ -95,11 +97,22 @@ async def _reindex(settings: Settings, *, wait: float = 60.0) -> int | None:
             while True:
                 progress.reset(task, total=total)
                 count = await board.rebuild(on_page=lambda n: progress.advance(task, n))
+                if count is not None:
+                    progress.update(task, total=count, completed=count)
                 if count is not None or asyncio.get_running_loop().time() >= deadline:
                     return count
                 await asyncio.sleep(0.5)
     finally:
         await backends.close()
+
+
+async def _board_size(store: Store) -> int | None:
+    """The board's size for the progress bar, or None (an open-ended bar) when counting it
+    fails: a slow count must not stop the rebuild, which reads the board anyway."""
+    try:
+        return (await store.standings_page(0, 0))[1]
+    except ServiceUnavailable:
+        return None
 
 
 @app.command()

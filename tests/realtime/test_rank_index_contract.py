@@ -302,7 +302,8 @@ async def test_redis_replace_all_leaves_no_temporary_keys(
     await index.replace_all(pages_of([st(f"u{i}", i) for i in range(20)], 6))
     keys = {k.decode() async for k in redis_client.scan_iter(match=f"{redis_prefix}*")}
     suffixes = {k.rsplit(":", 1)[1] for k in keys}
-    assert suffixes == {"z", "m", "n", "v", "marker"}
+    # No user of the new board holds a version ("a" left it): no `v` hash, all at version 0.
+    assert suffixes == {"z", "m", "n", "marker"}
     assert [await redis_client.ttl(k) for k in sorted(keys)] == [-1] * len(keys)
 
 

@@ -33,19 +33,16 @@ a replica). The service decides the fallback (serve from the store, rebuild late
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN, RankedEntry, Standing
+from scoreboard.realtime.redis_rebuild import CHUNK, StagedRebuild, chunk
 
 _U64 = 2**64
 _HEX = 16  # characters per 64-bit field
-_STAGING_TTL = 3600  # seconds: temporary keys of a crashed rebuild expire on their own
 
 # Versions are non-negative decimal strings without leading zeros, compared by length first:
 # Lua numbers are doubles and would round versions above 2**53.
@@ -133,45 +130,6 @@ table.insert(out, 1, start)
 return out
 """
 
-# Stage one page under the temporary keys, copying the versions held now (else "0").
-_STAGE = """
-for i = 2, #ARGV, 3 do
-  local uid = ARGV[i]
-  local old = redis.call('HGET', KEYS[2], uid)
-  if old then redis.call('ZREM', KEYS[1], old) end
-  redis.call('ZADD', KEYS[1], 0, ARGV[i + 1])
-  redis.call('HSET', KEYS[2], uid, ARGV[i + 1])
-  redis.call('HSET', KEYS[3], uid, ARGV[i + 2])
-  redis.call('HSET', KEYS[4], uid, redis.call('HGET', KEYS[5], uid) or '0')
-end
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
-return 1
-"""
-
-# KEYS: staged z m n v, live z m n v, dirty, rebuild, marker. Versions of users touched since
-# their page was staged are re-read, then the staged keys are renamed over the live ones.
-_SWAP = """
-if redis.call('GET', KEYS[10]) == ARGV[1] then
-  for _, uid in ipairs(redis.call('SMEMBERS', KEYS[9])) do
-    if redis.call('HEXISTS', KEYS[2], uid) == 1 then
-      redis.call('HSET', KEYS[4], uid, redis.call('HGET', KEYS[8], uid) or '0')
-    end
-  end
-  redis.call('DEL', KEYS[9], KEYS[10])
-end
-local loaded = redis.call('ZCARD', KEYS[1])
-for i = 1, 4 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('RENAME', KEYS[i], KEYS[i + 4])
-    redis.call('PERSIST', KEYS[i + 4])
-  else
-    redis.call('DEL', KEYS[i + 4])
-  end
-end
-redis.call('SET', KEYS[11], ARGV[2])
-return loaded
-"""
-
 
 def _check_range(limit: int, offset: int) -> None:
     """`ValueError` (the caller's argument, see `RankIndex`) for a range Redis cannot take:
@@ -185,12 +143,16 @@ def _check_range(limit: int, offset: int) -> None:
 def encode_member(standing: Standing) -> bytes:
     """The sort-key member of a standing; `ValueError` if score is not int64 or
     `reached_at_us` is not in 0..2**64-1."""
+    return member_text(standing).encode()
+
+
+def member_text(standing: Standing) -> str:
+    """`encode_member` as text (its UTF-8 encoding), for arguments sent as JSON."""
     if not SCORE_MIN <= standing.score <= SCORE_MAX:
         raise ValueError(f"score out of the signed 64-bit range: {standing.score}")
     if not 0 <= standing.reached_at_us < _U64:
         raise ValueError(f"reached_at_us out of range: {standing.reached_at_us}")
-    head = f"{SCORE_MAX - standing.score:016x}{standing.reached_at_us:016x}"
-    return head.encode("ascii") + standing.user_id.encode()
+    return f"{SCORE_MAX - standing.score:016x}{standing.reached_at_us:016x}{standing.user_id}"
 
 
 def decode_member(member: bytes | str) -> tuple[int, str]:
@@ -246,8 +208,7 @@ class RedisRankIndex:
         self._page = client.register_script(guard + _NAMES + _PAGE)
         self._entry = client.register_script(guard + _NAMES + _ENTRY)
         self._count = client.register_script(guard + _COUNT)
-        self._stage = client.register_script(_STAGE)
-        self._swap = client.register_script(_SWAP)
+        self._rebuilder = StagedRebuild(client, self.key)
 
     def key(self, suffix: str) -> str:
         """The name of one of this board's keys (`z`, `marker`, ...; see the module doc)."""
@@ -325,45 +286,31 @@ class RedisRankIndex:
         await self._client.set(self._marker, value)
 
     async def replace_all(self, pages: AsyncIterator[list[Standing]]) -> int:
-        """Rebuild from the store's pages; returns the number of entries loaded.
+        """Rebuild from the store's pages (each user at most once); returns the number of
+        entries loaded.
 
-        Pages are staged under temporary keys (one round trip each, never blocking Redis for
-        long), then one Lua script renames them over the live keys, so readers see the old
-        board or the new one, never a partial one. Held versions are kept for users present
-        in the new board (also versions applied while the rebuild ran), others start at 0.
-        Tombstones are kept. As in memory, a standing applied while the rebuild runs is
-        replaced by the store's one; the marker gets a fresh generation token. Run one rebuild
-        of a board at a time; a failed one cleans up, or its keys expire within the hour.
+        Staged under temporary keys in chunks of at most `redis_rebuild.CHUNK` users (one
+        bounded script call each, never blocking Redis for long), then swapped in by one
+        script, so readers see the old board or the new one, never a partial one (see
+        `realtime.redis_rebuild`). Held versions are kept for users present in the new board
+        (also versions applied while the rebuild ran), others start at 0. Tombstones are
+        kept. As in memory, a standing applied while the rebuild runs is replaced by the
+        store's one; the marker gets a fresh generation token. Run one rebuild of a board at
+        a time; a failed one cleans up, or its keys expire within the hour.
         """
-        tmp = f"{self._base}:tmp:{uuid.uuid4().hex}"
-        staged = [f"{tmp}:{s}" for s in ("z", "m", "n", "v")]
-        async with self._client.pipeline(transaction=True) as begin:
-            begin.set(self._rebuild, tmp, ex=_STAGING_TTL)
-            begin.delete(self._dirty)
-            await begin.execute()
-        try:
-            async for page in pages:
-                if page:
-                    await self._stage(keys=[*staged, self._v], args=_stage_args(page))
-            live = [self._z, self._m, self._n, self._v]
-            extra = [self._dirty, self._rebuild, self._marker]
-            args = [tmp, uuid.uuid4().hex]
-            return int(await self._swap(keys=[*staged, *live, *extra], args=args))
-        except BaseException:
-            with contextlib.suppress(RedisError):  # best effort: the keys expire anyway
-                await self._client.delete(*staged, self._rebuild, self._dirty)
-            raise
+        return await self._rebuilder.run(_chunks(pages))
 
     async def close(self) -> None:
         """Nothing to release: the client belongs to the caller."""
         return None
 
 
-def _stage_args(page: Sequence[Standing]) -> list[Any]:
-    args: list[Any] = [_STAGING_TTL]
-    for standing in page:
-        args += [standing.user_id, encode_member(standing), standing.display_name]
-    return args
+async def _chunks(pages: AsyncIterator[list[Standing]]) -> AsyncIterator[bytes]:
+    """Pages as staging chunks of at most `CHUNK` users (see `redis_rebuild.chunk`)."""
+    async for page in pages:
+        for start in range(0, len(page), CHUNK):
+            part = page[start : start + CHUNK]
+            yield chunk((s.user_id, member_text(s), s.display_name) for s in part)
 
 
 def _entries(first_rank: int, reply: Sequence[Any]) -> list[RankedEntry]:

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 COMPARED = 100  # the divergence check compares the count and this many top entries
 MAX_DEFERRED = 100_000  # beyond this many users waiting, a fresh rebuild is cheaper
 MAX_BACKOFF = 2.0  # seconds between failed upkeep attempts, at most
+# Standings per page read for a rebuild. Each page must arrive within the store's timeout even
+# on a loaded machine (5000 cold rows took seconds there); the index bounds its own writes.
+REBUILD_PAGE = 1000
 
 
 @runtime_checkable
@@ -223,7 +226,7 @@ class IndexKeeper:
         return count
 
     async def _pages(self, on_page: Callable[[int], None] | None) -> AsyncIterator[list[Standing]]:
-        async for page in self._store.iter_standings(page_size=1000):
+        async for page in self._store.iter_standings(page_size=REBUILD_PAGE):
             if on_page is not None:
                 on_page(len(page))
             yield page

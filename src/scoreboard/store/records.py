@@ -38,7 +38,7 @@ def action_from_row(row: Row[Any]) -> ActionRecord:
     )
 
 
-def standing_from_row(row: Row[Any]) -> Standing:
+def standing_from_row(row: Row[*tuple[Any, ...]]) -> Standing:
     return Standing(row.user_id, row.display_name, int(row.score), int(row.reached_at_us))
 
 

@@ -164,8 +164,8 @@ class SqlStore:
     async def iter_standings(self, page_size: int = 1000) -> AsyncIterator[list[Standing]]:
         """Every active user's standing in rank order, in pages, from ONE snapshot.
 
-        A task walks the board in one read transaction, a page ahead of the consumer; waiting
-        for each page is bounded by `timeout` (not the whole walk).
+        A task streams the board from one statement in one read transaction, a page ahead of
+        the consumer; waiting for each page is bounded by `timeout` (not the whole walk).
         """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -173,20 +173,15 @@ class SqlStore:
         walker = asyncio.create_task(self._walk(pages, page_size))
         try:
             while (page := await self._guard.run(_next_page(pages, walker))) is not None:
-                yield page
+                if page:  # an empty page only shows the walk advancing
+                    yield page
         finally:
             self._guard.abandon(walker)
 
     async def _walk(self, pages: asyncio.Queue[list[Standing] | None], page_size: int) -> None:
         async with self._snapshot() as conn:
-            after: Standing | None = None
-            while True:
-                page = await sql_standings.page_after(conn, after, page_size)
-                if page:
-                    await pages.put(page)
-                if len(page) < page_size:
-                    break
-                after = page[-1]
+            async for page in sql_standings.stream(conn, page_size):
+                await pages.put(page)
         await pages.put(None)
 
     @unit_of_work
