@@ -30,6 +30,7 @@ def serve(
 ) -> None:
     """Run the service (migrates the database first)."""
     from scoreboard.app import create_app
+    from scoreboard.single import AlreadyServing, check_alone
     from scoreboard.transport.serve import ServeOptions, run
 
     settings = Settings()
@@ -38,6 +39,11 @@ def serve(
     )
     if not settings.redis_url:
         console.print(f"[bold]scoreboard[/] embedded mode: {settings.resolved_database_url()}")
+    try:
+        check_alone(settings)
+    except AlreadyServing as exc:
+        console.print(f"[red]scoreboard serve refused:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(3) from None
     api = create_app(settings)
     options = ServeOptions(host, port, log_level, proxy_headers, forwarded_allow_ips)
     run(api, settings, api.state.metrics, options)

@@ -92,6 +92,17 @@ def refusal(path: Path, holder: str) -> str:
     )
 
 
+def check_alone(settings: Settings) -> None:
+    """Raise `AlreadyServing` when another process holds the embedded lock now: `serve` asks
+    before the server starts, so the refusal is one message, not a framework traceback. The
+    lifespan still takes the lock (`serving_alone`): that, not this check, is the guard."""
+    path = embedded_lock_path(settings)
+    if path is not None:
+        lock = EmbeddedLock(path)
+        lock.acquire()
+        lock.release()
+
+
 @contextlib.contextmanager
 def serving_alone(settings: Settings) -> Iterator[None]:
     """Hold the embedded lock for the block (nothing to hold in scaled mode)."""
