@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -124,6 +125,16 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
 def redis_url() -> str:
     require_service("Redis", REDIS_URL, 6379)
     return REDIS_URL
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Any]:
+    """A client of the machine's Redis for one test (pair it with `redis_prefix`)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -17,13 +17,6 @@ from scoreboard.realtime.memory import MemoryRankIndex
 from scoreboard.realtime.redis import RedisRankIndex, decode_member, encode_member
 
 
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 @pytest.fixture(params=["memory", "redis"])
 def index(request: pytest.FixtureRequest) -> RankIndex:
     """The index under test. Sync, so that it may pull the async Redis fixtures lazily: the

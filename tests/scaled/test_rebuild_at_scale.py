@@ -81,13 +81,6 @@ async def big_store(database_url: str) -> AsyncIterator[tuple[SqlStore, list[str
         await store.close()
 
 
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 @pytest.fixture(params=["memory", "redis"])
 def index(request: pytest.FixtureRequest) -> RankIndex:
     """Sync, so that it may pull the async Redis fixtures lazily (as the contract tests)."""
