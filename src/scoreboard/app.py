@@ -217,5 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestBudget, seconds=settings.db_timeout_seconds)
     # NUL in a path, query or header reaches nothing inside (TextGuard passes `send` through).
     app.add_middleware(TextGuard)
+    # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
+    app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)
     openapi.install(app)
     return app

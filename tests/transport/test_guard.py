@@ -32,7 +32,6 @@ def limits(connections: int = 2, websockets: int = 1) -> TransportLimits:
         idle_timeout=2.5,
         max_connections_per_address=connections,
         max_websockets_per_address=websockets,
-        websocket_send_buffer=0,
     )
 
 
@@ -95,10 +94,9 @@ def test_limits_come_from_the_settings() -> None:
         idle_timeout_seconds=4,
         max_connections_per_address=10,
         max_websockets_per_address=5,
-        ws_socket_send_buffer_bytes=32768,
     )
     got = TransportLimits.from_settings(settings)
-    assert got == TransportLimits(4096, 8192, 50, 3.0, 4.0, 10, 5, 32768)
+    assert got == TransportLimits(4096, 8192, 50, 3.0, 4.0, 10, 5)
     assert got.head_budget > 4096 + 8192  # room for the framing of a head within the limits
 
 

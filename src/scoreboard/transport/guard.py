@@ -23,7 +23,6 @@ class TransportLimits:
     idle_timeout: float  # a connection with no request begun
     max_connections_per_address: int  # 0: no cap
     max_websockets_per_address: int  # 0: no cap of its own
-    websocket_send_buffer: int  # kernel send buffer of each live socket; 0: the kernel's
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransportLimits:
@@ -35,7 +34,6 @@ class TransportLimits:
             idle_timeout=settings.idle_timeout_seconds,
             max_connections_per_address=settings.max_connections_per_address,
             max_websockets_per_address=settings.max_websockets_per_address,
-            websocket_send_buffer=settings.ws_socket_send_buffer_bytes,
         )
 
     @property
@@ -67,20 +65,24 @@ class ConnectionGuard:
 
     def admit(self, host: str | None) -> bool:
         """Take a connection slot for `host`; False when it has none left."""
-        if host is not None and not _take(
-            self._connections, host, self.limits.max_connections_per_address
-        ):
-            return False
+        if host is not None:
+            cap = self.limits.max_connections_per_address
+            held = self._connections.get(host, 0)
+            if cap and held >= cap:
+                return False
+            self._connections[host] = held + 1
         self._open_http.inc()
         return True
 
     def upgrade(self, host: str | None) -> bool:
         """Turn one of `host`'s connections into a WebSocket; False when it already holds its
         cap of them (the connection stays an HTTP one)."""
-        if host is not None and not _take(
-            self._websockets, host, self.limits.max_websockets_per_address
-        ):
-            return False
+        if host is not None:
+            cap = self.limits.max_websockets_per_address
+            held = self._websockets.get(host, 0)
+            if cap and held >= cap:
+                return False
+            self._websockets[host] = held + 1
         self._open_http.dec()
         self._open_ws.inc()
         return True
@@ -96,15 +98,6 @@ class ConnectionGuard:
     def held(self, host: str) -> tuple[int, int]:
         """(connections, WebSockets) `host` holds now."""
         return self._connections.get(host, 0), self._websockets.get(host, 0)
-
-
-def _take(counts: dict[str, int], host: str, cap: int) -> bool:
-    """One more slot for `host`; False when it holds `cap` already (a cap of 0: no cap)."""
-    held = counts.get(host, 0)
-    if cap and held >= cap:
-        return False
-    counts[host] = held + 1
-    return True
 
 
 def _drop(counts: dict[str, int], host: str) -> None:

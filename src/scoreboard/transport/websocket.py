@@ -1,10 +1,6 @@
 """`GuardedWebSocketProtocol`: uvicorn's websockets (sans-I/O) protocol, counted and answering.
 
-Three additions to uvicorn's class:
-- it caps the kernel send buffer of its socket (`SCOREBOARD_WS_SOCKET_SEND_BUFFER_BYTES`, the
-  kernel doubles it), so a client that stops reading fills its buffers, and is noticed by the
-  hub's sweep (close 1013), after about that much instead of after the kernel's autotuned
-  maximum (`net.ipv4.tcp_wmem`, megabytes);
+Two additions to uvicorn's class:
 - it releases its client address's slot in the `ConnectionGuard` when the connection ends
   (the HTTP protocol took the slot and hands it over on upgrade);
 - a handshake the websockets parser refuses (a request line over its 8 KiB, a header line
@@ -16,9 +12,6 @@ Three additions to uvicorn's class:
 from __future__ import annotations
 
 import asyncio
-import logging
-import socket
-from asyncio import BaseTransport
 from typing import Any, ClassVar
 
 from uvicorn.config import Config
@@ -26,8 +19,6 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 
 from scoreboard.transport.guard import ConnectionGuard
-
-log = logging.getLogger(__name__)
 
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -43,16 +34,6 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._host = host
-
-    def connection_made(self, transport: BaseTransport) -> None:
-        super().connection_made(transport)
-        size = self.guard.limits.websocket_send_buffer
-        sock = transport.get_extra_info("socket")
-        if size > 0 and sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-            except OSError:
-                log.debug("live: cannot cap the socket's send buffer", exc_info=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:
