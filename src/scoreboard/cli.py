@@ -1,4 +1,8 @@
-"""Command line: `scoreboard serve | migrate | reindex | token`."""
+"""Command line: `scoreboard serve | migrate | reindex | token | check | demo`.
+
+Every command reads its settings through `settings()`: a bad value is one line naming the
+variable and exit status 2, an unknown `SCOREBOARD_*` variable a warning (see
+`scoreboard.configuration`)."""
 
 from __future__ import annotations
 
@@ -10,12 +14,64 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from scoreboard import __version__
 from scoreboard.config import Settings
+from scoreboard.configuration import (
+    ConfigError,
+    database_problem,
+    redacted,
+    load_settings,
+    unknown_variables,
+)
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.store.base import Store
 
 app = typer.Typer(help="Real-time leaderboard service.", no_args_is_help=True)
 console = Console(stderr=True)
+CONFIG_ERROR = 2  # the exit status of a configuration that cannot be used
+
+
+def settings() -> Settings:
+    """The settings, or the configuration's problems printed one per line and exit 2."""
+    for line in unknown_variables():
+        console.print(f"[yellow]warning:[/] {line}", soft_wrap=True, highlight=False)
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        for line in exc.lines:
+            console.print(f"[red]configuration error:[/] {line}", soft_wrap=True, highlight=False)
+        raise typer.Exit(CONFIG_ERROR) from None
+
+
+def require_database(current: Settings) -> None:
+    """Exit 2 with one line when the database cannot be used (e.g. it does not exist yet)."""
+    from scoreboard.backends import normalize_database_url
+
+    try:
+        url = normalize_database_url(current.resolved_database_url())
+    except ValueError as exc:
+        console.print(f"[red]configuration error:[/] SCOREBOARD_DATABASE_URL: {exc}")
+        raise typer.Exit(CONFIG_ERROR) from None
+    problem = asyncio.run(database_problem(url, current.db_timeout_seconds))
+    if problem is not None:
+        console.print(f"[red]database:[/] {problem}", soft_wrap=True, highlight=False)
+        raise typer.Exit(CONFIG_ERROR)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scoreboard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Real-time leaderboard service."""
 
 
 @app.command()
@@ -33,20 +89,21 @@ def serve(
     from scoreboard.single import AlreadyServing, check_alone
     from scoreboard.transport.serve import ServeOptions, run
 
-    settings = Settings()
+    current = settings()
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not settings.redis_url:
-        console.print(f"[bold]scoreboard[/] embedded mode: {settings.resolved_database_url()}")
+    if not current.redis_url:
+        console.print(f"[bold]scoreboard[/] embedded mode: {redacted(current.resolved_database_url())}")
     try:
-        check_alone(settings)
+        check_alone(current)
     except AlreadyServing as exc:
         console.print(f"[red]scoreboard serve refused:[/] {exc}", soft_wrap=True)
         raise typer.Exit(3) from None
-    api = create_app(settings)
+    require_database(current)
+    api = create_app(current)
     options = ServeOptions(host, port, log_level, proxy_headers, forwarded_allow_ips)
-    run(api, settings, api.state.metrics, options)
+    run(api, current, api.state.metrics, options)
 
 
 @app.command()
@@ -55,7 +112,9 @@ def migrate() -> None:
     from scoreboard.backends import normalize_database_url
     from scoreboard.store.migrate import run_migrations
 
-    url = normalize_database_url(Settings().resolved_database_url())
+    current = settings()
+    require_database(current)
+    url = normalize_database_url(current.resolved_database_url())
     asyncio.run(run_migrations(url))
     console.print("schema is up to date")
 
@@ -67,13 +126,14 @@ def reindex(
     ] = 60.0,
 ) -> None:
     """Rebuild the rank index (Redis, when configured) from the database."""
-    settings = Settings()
-    if not settings.redis_url:
+    current = settings()
+    require_database(current)
+    if not current.redis_url:
         console.print(
             "no SCOREBOARD_REDIS_URL: the in-process index is rebuilt by every `serve` at "
             "start-up; checking the database only"
         )
-    count = asyncio.run(_reindex(settings, wait=wait))
+    count = asyncio.run(_reindex(current, wait=wait))
     if count is None:
         console.print("[red]another process kept rebuilding the index; try again later[/]")
         raise typer.Exit(1)
@@ -122,13 +182,60 @@ async def _board_size(store: Store) -> int | None:
 
 
 @app.command()
-def token(user_id: Annotated[str, typer.Argument(help="User id to issue a token for.")]) -> None:
-    """Print a bearer token for a user (operators and tests)."""
+def token(
+    username: Annotated[str, typer.Argument(help="Username of an existing account.")],
+    by_id: Annotated[
+        bool, typer.Option("--id", help="The argument is a user id, not a username.")
+    ] = False,
+) -> None:
+    """Print a bearer token for an existing account (operators and tests)."""
     from scoreboard.service.tokens import TokenIssuer, load_or_create_secret
 
-    settings = Settings()
-    issuer = TokenIssuer.from_settings(settings, load_or_create_secret(settings))
+    current = settings()
+    require_database(current)
+    user_id = asyncio.run(_existing_user(current, username, by_id=by_id))
+    if user_id is None:
+        kind = "user id" if by_id else "username"
+        console.print(f"[red]no account with {kind} {username!r}[/]", highlight=False)
+        raise typer.Exit(1)
+    issuer = TokenIssuer.from_settings(current, load_or_create_secret(current))
     typer.echo(issuer.issue(user_id)[0])
+
+
+async def _existing_user(current: Settings, name: str, *, by_id: bool) -> str | None:
+    """The user id of a live (not deleted) account, or None."""
+    from scoreboard.backends import open_store
+
+    store = await open_store(current)
+    try:
+        user = await (store.get_user(name) if by_id else store.get_user_by_username(name))
+    finally:
+        await store.close()
+    return user.user_id if user is not None and user.active else None
+
+
+@app.command()
+def check() -> None:
+    """Validate the configuration and reach every backend once; print what was found.
+    Exit 0 when the service can start with it, 1 when not, 2 for a bad setting."""
+    from scoreboard.check import run_check
+
+    warnings = unknown_variables()
+    try:
+        current = load_settings()
+    except ConfigError as exc:
+        for line in warnings:
+            typer.echo(f"warn  {line}")
+        for line in exc.lines:
+            typer.echo(f"FAIL  {line}")
+        typer.echo("NOT ready to serve")
+        raise typer.Exit(CONFIG_ERROR) from None
+    report = asyncio.run(run_check(current, warnings))
+    for line in report.lines:
+        typer.echo(line)
+    typer.echo("ready to serve" if report.ok else "NOT ready to serve")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:
