@@ -29,6 +29,7 @@ from scoreboard.metrics import Metrics
 from scoreboard.realtime.dialects import CanonicalDialect, DialectRegistry
 from scoreboard.realtime.dialects_compat import compat_dialects
 from scoreboard.realtime.hub import Hub
+from scoreboard.redact import install_log_redaction
 from scoreboard.service.actions import ActionService
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
@@ -142,6 +143,7 @@ async def _maintain(services: Services) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    install_log_redaction()  # after uvicorn configured its loggers: no token in a log line
     with serving_alone(settings):  # embedded mode: refuse to be a second process
         async with _serving(app, settings):
             yield

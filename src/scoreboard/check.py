@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 
 from scoreboard.config import Settings
-from scoreboard.configuration import database_problem, redacted
+from scoreboard.configuration import database_problem
+from scoreboard.redact import redact_url
 
 
 @dataclass
@@ -64,7 +65,7 @@ async def _database(settings: Settings, report: Report) -> None:
     except ValueError as exc:
         report.bad(f"SCOREBOARD_DATABASE_URL: {exc}")
         return
-    shown = redacted(url)
+    shown = redact_url(url)
     from scoreboard.store.engine import async_url, sqlite_file
 
     path = sqlite_file(async_url(url))
@@ -94,7 +95,7 @@ async def _database(settings: Settings, report: Report) -> None:
 async def _redis(settings: Settings, report: Report) -> None:
     from scoreboard.backends import redis_client
 
-    shown = redacted(settings.redis_url)
+    shown = redact_url(settings.redis_url)
     client = redis_client(settings.redis_url, settings.redis_timeout_seconds, max_connections=1)
     try:
         started = time.perf_counter()

@@ -19,11 +19,11 @@ from scoreboard.config import Settings
 from scoreboard.configuration import (
     ConfigError,
     database_problem,
-    redacted,
     load_settings,
     unknown_variables,
 )
 from scoreboard.domain.errors import ServiceUnavailable
+from scoreboard.redact import redact_url
 from scoreboard.store.base import Store
 
 app = typer.Typer(help="Real-time leaderboard service.", no_args_is_help=True)
@@ -94,7 +94,8 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if not current.redis_url:
-        console.print(f"[bold]scoreboard[/] embedded mode: {redacted(current.resolved_database_url())}")
+        shown = redact_url(current.resolved_database_url())
+        console.print(f"[bold]scoreboard[/] embedded mode: {shown}")
     try:
         check_alone(current)
     except AlreadyServing as exc:

@@ -94,14 +94,6 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     return lines
 
 
-def redacted(url: str) -> str:
-    """A URL fit to print: its password replaced by ***."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy parses (a Redis URL): hide what follows ':'
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
-
-
 async def database_problem(url: str, seconds: float) -> str | None:
     """None when the database answers; else one line saying what is wrong."""
     parsed = make_url(url)

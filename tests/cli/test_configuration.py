@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from scoreboard import __version__
-from scoreboard.configuration import ConfigError, load_settings, redacted, unknown_variables
+from scoreboard.configuration import ConfigError, load_settings, unknown_variables
+from scoreboard.redact import redact_url
 
 SCOREBOARD = str(Path(sys.executable).with_name("scoreboard"))
 
@@ -44,8 +45,8 @@ def test_secret_values_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert any("SCOREBOARD_TOKEN_TTL_SECONDS='0'" in line for line in caught.value.lines)
-    assert redacted("postgresql://u:hunter2@h/db") == "postgresql://u:***@h/db"
-    assert "hunter2" not in redacted("redis://:hunter2@h:6379/0")
+    assert redact_url("postgresql://u:hunter2@h/db") == "postgresql://u:***@h/db"
+    assert "hunter2" not in redact_url("redis://:hunter2@h:6379/0")
 
 
 def test_unknown_variables_are_named_with_the_closest_setting() -> None:

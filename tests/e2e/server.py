@@ -23,11 +23,13 @@ class ServerProcess:
         env: dict[str, str],
         port: int | None = None,
         open_files: int | None = None,
+        log_level: str = "warning",
     ) -> None:
         self.workdir = workdir
         self.open_files = open_files  # start with this soft limit on open files
         self.port = port or free_port()
         self.env = env
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"server-{self.port}.log"
 
@@ -44,7 +46,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
         env.update(self.env)
         exe = Path(sys.executable).with_name("scoreboard")
-        cmd = [str(exe), "serve", "--port", str(self.port), "--log-level", "warning"]
+        cmd = [str(exe), "serve", "--port", str(self.port), "--log-level", self.log_level]
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

@@ -176,8 +176,12 @@ function setConn(stateName) {
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const params = new URLSearchParams({ limit: String(LIMIT) });
-  if (state.token) params.set("token", state.token);
   return `${scheme}://${location.host}/ws/leaderboard?${params}`;
+}
+
+/** The token travels in the `bearer` subprotocol, never in the URL (which logs record). */
+function socketProtocols() {
+  return state.token ? ["bearer", state.token] : [];
 }
 
 function dropSocket() {
@@ -209,7 +213,7 @@ function connect(fresh = false) {
   const withToken = Boolean(state.token);
   let sock;
   try {
-    sock = new WebSocket(socketUrl());
+    sock = new WebSocket(socketUrl(), socketProtocols());
   } catch {
     scheduleReconnect();
     return;
