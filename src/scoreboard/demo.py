@@ -1,7 +1,9 @@
 """`scoreboard demo`: drive realistic activity against a running service so the page moves.
 
 Demo users `demo-1` … `demo-N` (one fixed password, friendly display names) are registered
-when they do not exist yet and logged in; then score events with actions from the service's own
+when they do not exist yet and logged in (a later run logs in without registering again: a
+first login of `demo-1` tells which, so the per-address sign-up and login allowances are left
+to a browser opened beside the demo); then score events with actions from the service's own
 catalogue are posted at about `rate` events per second in total, for `duration` seconds.
 
 Everything goes through the public HTTP API, exactly like a real website would, so every rule
@@ -150,6 +152,7 @@ class _Demo:
         self.joins: set[asyncio.Task[None]] = set()  # users registering / logging in
         self.deadline = 0.0
         self.login_limited = False
+        self.existing = False  # the demo users exist from an earlier run: log in first
         pool = [a for a in actions if a != FIRST_ACTION] or list(actions)
         self.pool = pool
         self.weights = [(6.0 if a == COMMON_ACTION else 1.0) / max(1, actions[a]) for a in pool]
@@ -164,7 +167,10 @@ class _Demo:
 
     async def join(self, user: DemoUser) -> None:
         try:
-            await self._register(user)
+            registered = False
+            if not self.existing:
+                await self._register(user)
+                registered = True
             while time.monotonic() < self.deadline:
                 r = await self.http.post(
                     "/api/v1/auth/login",
@@ -181,6 +187,10 @@ class _Demo:
                 if r.status_code in (429, 503):
                     self.login_limited = r.status_code == 429
                     await asyncio.sleep(min(_retry_after(r), self._left()) + 0.05)
+                    continue
+                if r.status_code == 401 and not registered:  # new after all: register it
+                    await self._register(user)
+                    registered = True
                     continue
                 if r.status_code == 401 and user.register_limited:
                     user.failed = (
@@ -278,9 +288,27 @@ class _Demo:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def probe(self) -> None:
+        """Do the demo users exist already? One login of the first tells (and lets it in)."""
+        first = self.users[0]
+        with contextlib.suppress(httpx.HTTPError):
+            r = await self.http.post(
+                "/api/v1/auth/login",
+                json={"username": first.username, "password": self.password},
+            )
+            self.existing = r.status_code != 401  # 200, or limited: they may well exist
+            if r.status_code == 200:
+                first.token = str(r.json()["access_token"])
+                await self._who_am_i(first)
+                first.joined = True
+                self.summary.users = 1
+
     async def drive(self, on_tick: Any) -> None:
         self.deadline = math.inf
+        await self.probe()
         for each in self.users:
+            if each.joined:
+                continue
             self.start_join(each)
         try:
             # The clock starts with the first user in: registering and logging in are slow on

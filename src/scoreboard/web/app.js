@@ -1,13 +1,16 @@
 // The live scoreboard page: a dependency-free ES2020 module, no build step.
 //
-// - Live top 10 over `WS /ws/leaderboard?limit=10[&token=JWT]`: `snapshot` then `update`
+// - Live top 10 over `WS /ws/leaderboard?limit=10` (the token in the `bearer` subprotocol,
+//   never in the URL): `snapshot` then `update`
 //   messages (the full list each time), `ping` ignored, `error` shown. Reconnects with
 //   exponential backoff plus jitter (0.5 s doubling to 10 s, reset by a snapshot) and every
 //   reconnect starts with a fresh snapshot.
 // - Rows are keyed by user id; rank moves animate with FLIP (transform, ~300 ms), changed
 //   scores flash briefly, and prefers-reduced-motion turns the movement off.
 // - Sign up / log in / sign out (token in sessionStorage), "Complete a task" (a fresh
-//   Idempotency-Key per click), and the signed-in user's standing from `leaderboard/me`.
+//   Idempotency-Key per click), and the signed-in user's standing from `leaderboard/me`,
+//   refreshed after every board change and every STANDING_REFRESH_MS (users outside the top 10
+//   move without the top 10 changing).
 
 const LIMIT = 10;
 const BACKOFF_MIN_MS = 500;
@@ -15,10 +18,12 @@ const BACKOFF_MAX_MS = 10_000;
 const WATCHDOG_MS = 65_000; // the server pings every 25 s; silence this long means a dead link
 const POLL_MS = 10_000; // signed out on a server that requires a token: refresh over HTTP
 const STANDING_THROTTLE_MS = 1_000;
+const STANDING_REFRESH_MS = 5_000;
 const FLIP_MS = 300;
 const TOKEN_KEY = "scoreboard.token";
 const NAME_KEY = "scoreboard.name";
 const USERNAME_RE = /^[A-Za-z0-9_.-]{3,32}$/;
+const NETWORK_MESSAGE = "Cannot reach the service. Check your connection.";
 
 const $ = (selector) => document.querySelector(selector);
 const els = {
@@ -59,6 +64,7 @@ const state = {
   watchdogTimer: null,
   pollTimer: null,
   busy: false,
+  created: null, // a username this page has just registered (its login may still be due)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -110,7 +116,7 @@ async function api(path, { method = "GET", body, auth = false, headers = {} } = 
       ok: false,
       status: 0,
       data: null,
-      error: { code: "NETWORK", message: "Cannot reach the service. Check your connection." },
+      error: { code: "NETWORK", message: NETWORK_MESSAGE },
       retryAfter: null,
     };
   }
@@ -143,7 +149,13 @@ function describeError(result) {
   return result.error.message;
 }
 
+/** The service answers again: a "cannot reach" message still shown is no longer true. */
+function reachedAgain() {
+  if (say.text === NETWORK_MESSAGE) say("Connected again.", "ok");
+}
+
 function say(text, kind = "info") {
+  say.text = text;
   // Clear first so that the same text twice is announced twice by screen readers.
   els.message.textContent = "";
   els.message.dataset.kind = kind;
@@ -246,6 +258,7 @@ function onMessage(sock, msg, withToken) {
       state.everLive = true;
       stopPolling();
       setConn("live");
+      reachedAgain();
       renderBoard(msg.items, msg.generated_at);
       requestStanding();
       break;
@@ -298,6 +311,7 @@ function startPolling() {
   if (state.pollTimer) return;
   const poll = async () => {
     const r = await api(`/api/v1/leaderboard?limit=${LIMIT}`);
+    if (r.ok) reachedAgain();
     if (r.ok && state.pollTimer) renderBoard(r.data.items, r.data.generated_at);
   };
   state.pollTimer = setInterval(poll, POLL_MS);
@@ -552,6 +566,13 @@ function invalid(input, text) {
 
 els.form.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
 
+// Enter in the display-name field (only sign-up uses it) signs up; elsewhere it logs in.
+els.displayName.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" || event.isComposing) return;
+  event.preventDefault();
+  els.form.requestSubmit(els.signupBtn);
+});
+
 els.form.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (state.busy) return;
@@ -574,17 +595,27 @@ els.form.addEventListener("submit", async (event) => {
       const body = { username, password };
       if (displayName) body.display_name = displayName;
       const r = await api("/api/v1/auth/register", { method: "POST", body });
-      if (!r.ok) {
+      // 409 for the account this page created a moment ago (its login was refused): log in.
+      const ours = r.status === 409 && state.created === username;
+      if (!r.ok && !ours) {
         say(describeError(r), r.status === 429 ? "warn" : "error");
         return;
       }
+      if (r.ok) state.created = username;
     }
     const r = await api("/api/v1/auth/login", { method: "POST", body: { username, password } });
     if (!r.ok) {
+      if (state.created === username && r.status !== 401) {
+        // The account exists now; say so, or the retry would report "username taken".
+        say(`Your account “${username}” is created. Logging in failed: ${describeError(r)} ` +
+          "Then press “Log in”.", "warn");
+        return;
+      }
       say(describeError(r), r.status === 429 ? "warn" : "error");
       if (r.status === 401) els.password.focus();
       return;
     }
+    state.created = null;
     setToken(r.data.access_token, signup && displayName ? displayName : username);
     els.password.value = "";
     showSignedIn();
@@ -640,3 +671,6 @@ if (state.token) {
 showSignedIn();
 connect(true);
 requestStanding(true);
+setInterval(() => {
+  if (document.visibilityState === "visible") requestStanding();
+}, STANDING_REFRESH_MS);
