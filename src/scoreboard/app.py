@@ -195,6 +195,12 @@ def _mount_web(app: FastAPI) -> None:
     async def index() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/client.js", include_in_schema=False)
+    async def client_module() -> FileResponse:
+        """The live client as an ES module any site may import (README, "Embed the board")."""
+        headers = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+        return FileResponse(WEB_DIR / "client.js", media_type="text/javascript", headers=headers)
+
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
 

@@ -2,9 +2,9 @@
 //
 // - Live top 10 over `WS /ws/leaderboard?limit=10` (the token in the `bearer` subprotocol,
 //   never in the URL): `snapshot` then `update`
-//   messages (the full list each time), `ping` ignored, `error` shown. Reconnects with
-//   exponential backoff plus jitter (0.5 s doubling to 10 s, reset by a snapshot) and every
-//   reconnect starts with a fresh snapshot.
+//   messages (the full list each time), `ping` ignored, `error` shown; the connection,
+//   backoff and watchdog are the published client module's (`client.js`, served at
+//   /client.js for other sites too).
 // - Rows are keyed by user id; rank moves animate with FLIP (transform, ~300 ms), changed
 //   scores flash briefly, and prefers-reduced-motion turns the movement off.
 // - Sign up / log in / sign out (token in sessionStorage), "Complete a task" (a fresh
@@ -12,10 +12,9 @@
 //   refreshed after every board change and every STANDING_REFRESH_MS (users outside the top 10
 //   move without the top 10 changing).
 
+import { LiveBoard } from "./client.js";
+
 const LIMIT = 10;
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 10_000;
-const WATCHDOG_MS = 65_000; // the server pings every 25 s; silence this long means a dead link
 const POLL_MS = 10_000; // signed out on a server that requires a token: refresh over HTTP
 const STANDING_THROTTLE_MS = 1_000;
 const STANDING_REFRESH_MS = 5_000;
@@ -56,12 +55,7 @@ const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   me: null, // {user_id, display_name}
   items: [],
-  ws: null,
-  attempt: 0, // consecutive failed connection attempts (drives the backoff)
-  everLive: false,
   needsToken: false, // the server refused a socket without a token
-  reconnectTimer: null,
-  watchdogTimer: null,
   pollTimer: null,
   busy: false,
   created: null, // a username this page has just registered (its login may still be due)
@@ -183,128 +177,43 @@ function setConn(stateName) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Live socket
+// Live socket: the published client module (/client.js) does the connection; the page decides
+// what a refusal means (signed in: the session ended; signed out: poll over HTTP instead).
 
-function socketUrl() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const params = new URLSearchParams({ limit: String(LIMIT) });
-  return `${scheme}://${location.host}/ws/leaderboard?${params}`;
-}
-
-/** The token travels in the `bearer` subprotocol, never in the URL (which logs record). */
-function socketProtocols() {
-  return state.token ? ["bearer", state.token] : [];
-}
-
-function dropSocket() {
-  const sock = state.ws;
-  state.ws = null;
-  clearTimeout(state.watchdogTimer);
-  if (sock) {
-    sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
-    try {
-      sock.close(1000, "client closing");
-    } catch {
-      // already closed
+const live = new LiveBoard({
+  limit: LIMIT,
+  onBoard(items, generatedAt, kind) {
+    if (kind === "snapshot") {
+      stopPolling();
+      reachedAgain();
     }
-  }
-}
+    renderBoard(items, generatedAt);
+    requestStanding();
+  },
+  onState(liveState) {
+    if (liveState in CONN_LABELS) setConn(liveState);
+  },
+  onError(error) {
+    if (error.code !== "UNAUTHENTICATED") {
+      say(error.message || "The live connection reported an error.", "error");
+    } else if (live.token) {
+      signOut("Your session has ended — please log in again.");
+    } else {
+      state.needsToken = true;
+      connect();
+    }
+  },
+});
 
-/** (Re)connect now. `fresh`: a deliberate new connection (sign in/out), not a recovery. */
-function connect(fresh = false) {
-  clearTimeout(state.reconnectTimer);
-  state.reconnectTimer = null;
-  dropSocket();
-  if (fresh) state.attempt = 0;
+/** (Re)connect now with the current token: a deliberate new connection (sign in/out). */
+function connect() {
   if (!state.token && state.needsToken) {
+    live.stop();
     setConn("offline");
     startPolling();
     return;
   }
-  setConn(state.everLive && !fresh ? "reconnecting" : "connecting");
-  const withToken = Boolean(state.token);
-  let sock;
-  try {
-    sock = new WebSocket(socketUrl(), socketProtocols());
-  } catch {
-    scheduleReconnect();
-    return;
-  }
-  state.ws = sock;
-  armWatchdog(sock);
-  sock.onmessage = (event) => {
-    if (state.ws !== sock) return;
-    armWatchdog(sock);
-    let msg;
-    try {
-      msg = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    onMessage(sock, msg, withToken);
-  };
-  sock.onclose = () => {
-    if (state.ws !== sock) return;
-    state.ws = null;
-    clearTimeout(state.watchdogTimer);
-    scheduleReconnect();
-  };
-}
-
-function onMessage(sock, msg, withToken) {
-  switch (msg.type) {
-    case "snapshot":
-      state.attempt = 0;
-      state.everLive = true;
-      stopPolling();
-      setConn("live");
-      reachedAgain();
-      renderBoard(msg.items, msg.generated_at);
-      requestStanding();
-      break;
-    case "update":
-      renderBoard(msg.items, msg.generated_at);
-      requestStanding();
-      break;
-    case "ping":
-    case "pong":
-      break;
-    case "error": {
-      const error = msg.error || {};
-      if (error.code === "UNAUTHENTICATED") {
-        dropSocket(); // the server closes with 4401; do not retry the same credentials
-        if (withToken) {
-          signOut("Your session has ended — please log in again.");
-        } else {
-          state.needsToken = true;
-          connect();
-        }
-      } else {
-        say(error.message || "The live connection reported an error.", "error");
-      }
-      break;
-    }
-    default:
-      break;
-  }
-}
-
-function scheduleReconnect() {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempt);
-  const delay = base / 2 + Math.random() * (base / 2); // "equal jitter"
-  state.attempt += 1;
-  setConn(state.everLive ? "reconnecting" : "connecting");
-  clearTimeout(state.reconnectTimer);
-  state.reconnectTimer = setTimeout(() => connect(), delay);
-}
-
-function armWatchdog(sock) {
-  clearTimeout(state.watchdogTimer);
-  state.watchdogTimer = setTimeout(() => {
-    if (state.ws !== sock) return;
-    dropSocket();
-    scheduleReconnect();
-  }, WATCHDOG_MS);
+  live.setToken(state.token);
 }
 
 function startPolling() {
@@ -323,9 +232,7 @@ function stopPolling() {
   state.pollTimer = null;
 }
 
-window.addEventListener("online", () => {
-  if (!state.ws) connect(true);
-});
+window.addEventListener("online", () => live.wake());
 
 // ---------------------------------------------------------------------------------------------
 // Rendering the board
@@ -546,7 +453,7 @@ function signOut(message) {
   showSignedIn();
   renderBoard(state.items);
   say(message || "You are signed out.", message ? "error" : "info");
-  connect(true);
+  connect();
   els.username.focus();
 }
 
@@ -621,7 +528,7 @@ els.form.addEventListener("submit", async (event) => {
     showSignedIn();
     renderBoard(state.items);
     say(signup ? `Welcome, ${state.me.display_name}! Your account is ready.` : "You are logged in.", "ok");
-    connect(true);
+    connect();
     requestStanding(true);
     els.completeBtn.focus();
   } finally {
@@ -669,7 +576,7 @@ if (state.token) {
   };
 }
 showSignedIn();
-connect(true);
+connect();
 requestStanding(true);
 setInterval(() => {
   if (document.visibilityState === "visible") requestStanding();
