@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
-from scoreboard.api import compat, errors, openapi, ops, v1, ws
+from scoreboard.api import compat, docs_pages, errors, openapi, ops, v1, ws
 from scoreboard.api.budget import RequestBudget
 from scoreboard.api.middleware import BodyLimit, RequestMetrics
 from scoreboard.api.text import TextGuard
@@ -211,6 +211,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Real-time leaderboard: durable score events and a live top-N.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs_pages, with their assets (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
@@ -228,4 +230,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
     app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)
     openapi.install(app)
+    docs_pages.install(app, title=app.title)
     return app

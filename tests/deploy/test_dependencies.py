@@ -16,6 +16,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 # Distribution name -> the module it is imported as, where they differ.
 MODULES = {
     "pyjwt": "jwt",
+    "fastapi-offline": "fastapi_offline",
     "prometheus-client": "prometheus_client",
     "pydantic-settings": "pydantic_settings",
     "pytest-asyncio": "pytest_asyncio",
