@@ -211,6 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Real-time leaderboard: durable score events and a live top-N.",
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
         docs_url=None,  # served by api.docs_pages, with their assets (no CDN)
         redoc_url=None,
     )

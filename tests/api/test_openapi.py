@@ -3,6 +3,7 @@ answers 400), with the error body of the route's specification."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,56 @@ async def test_read_bounds_are_documented(document: dict[str, Any]) -> None:
     }
     assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 100)
     assert (params["offset"]["minimum"], params["offset"]["maximum"]) == (0, 10**9)
+
+
+async def test_bearer_scheme_on_exactly_the_operations_that_take_a_token(
+    document: dict[str, Any],
+) -> None:
+    assert document["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+    secured = {
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if operation.get("security") == [{"bearer": []}]
+    }
+    # Exactly the operations that can answer 401 for a missing token (logins answer 401 for
+    # bad credentials and take none).
+    takes_token = {name for name, statuses in EXPECTED.items() if 401 in statuses}
+    assert secured == takes_token - {"POST /api/v1/auth/login", "POST /auth/login"}
+    assert "authorization" not in str(document["paths"]).lower().replace("authorize", "")
+
+
+async def test_operation_ids_are_clean_and_unique(document: dict[str, Any]) -> None:
+    ids = [
+        operation["operationId"]
+        for operations in document["paths"].values()
+        for operation in operations.values()
+    ]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z0-9_]+", i) and "_api_" not in i for i in ids), ids
+    by_route = {
+        f"{method.upper()} {path}": operation["operationId"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert by_route["POST /api/v1/scores/events"] == "score_event"
+    assert by_route["GET /api/v1/leaderboard"] == "leaderboard"
+    assert by_route["POST /auth/login"] == "compat_001_login"
+    assert by_route["POST /api/score/update"] == "compat_002_003_score_update"
+
+
+async def test_compatibility_routes_are_tagged_and_grouped_apart(document: dict[str, Any]) -> None:
+    names = [tag["name"] for tag in document["tags"]]
+    assert names[:4] == ["identity", "scores", "leaderboard", "operations"]
+    assert all(name.startswith("compat: ") for name in names[4:]) and len(names) > 4
+    assert all(tag["description"] for tag in document["tags"])
+    groups = {group["name"]: group["tags"] for group in document["x-tagGroups"]}
+    assert groups["Canonical API (/api/v1)"] == names[:4]
+    assert groups["Compatibility routes"] == names[4:]
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            canonical = path.startswith("/api/v1/") and "compat" not in operation["operationId"]
+            ops_route = path in {"/healthz", "/readyz", "/metrics"}
+            assert (operation["tags"][0] in names[:4]) == (canonical or ops_route), path
