@@ -7,6 +7,7 @@ broker and Redis, or with a throwaway `redis-server` the test starts and kills.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -210,3 +211,22 @@ async def test_close_is_clean_and_publish_after_close_is_a_no_op(
     await broker.publish(b"ignored")
     leftovers = [t for t in asyncio.all_tasks() if t.get_name().startswith("redis-broker")]
     assert leftovers == []
+
+
+async def test_a_long_outage_is_one_warning_naming_the_server_then_one_line_when_back(
+    throwaway_redis: ThrowawayRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="scoreboard.realtime.redis_broker")
+    timing = {**FAST, "backoff_initial": 0.05, "backoff_max": 0.1}
+    async with running(throwaway_redis.url, "events", **timing) as (_, inbox):
+        throwaway_redis.kill()
+        await asyncio.sleep(1.5)  # a dozen or more failed reconnects
+        lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        where = f"redis 127.0.0.1:{throwaway_redis.port}"
+        lost = [line for line in lines if "lost" in line]
+        assert len(lost) == 1, lines  # not one per attempt
+        assert where in lost[0]
+        throwaway_redis.start()
+        await inbox.wait_resync()
+    back = [r.getMessage() for r in caplog.records if "again" in r.getMessage()]
+    assert back == [f"redis broker: subscribed to events on {where} again; resyncing clients"]

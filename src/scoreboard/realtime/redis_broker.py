@@ -21,9 +21,20 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from scoreboard.logs import RepeatedWarning
 from scoreboard.realtime.base import MessageHandler, ResyncHandler
 
 log = logging.getLogger(__name__)
+LOST = "subscription"
+LOST_EVERY_SECONDS = 30.0  # while Redis stays down: one line now, then one per this
+
+
+def server_name(client: aioredis.Redis) -> str:
+    """`redis 10.0.0.5:6379` (or the socket path) for log lines: which server is meant."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"redis {kwargs['path']}"
+    return f"redis {kwargs.get('host', '?')}:{kwargs.get('port', 6379)}"
 
 
 class RedisBroker:
@@ -47,6 +58,10 @@ class RedisBroker:
     subscription that came too late for `start`, and if redis-py reconnected the connection by
     itself. An exception from either is logged and never stops the subscriber; the task only
     ends through `close`. Use one broker per process and event loop.
+
+    While Redis is down the supervisor retries every `backoff_max` s at most, but logs the
+    loss once, then once per 30 s with the number of failed attempts, naming the server; the
+    first subscription after a loss is logged too.
     """
 
     def __init__(
@@ -83,6 +98,9 @@ class RedisBroker:
         self._subscribed = False
         self._closed = False
         self._wake = asyncio.Event()
+        self._where = server_name(self._client)
+        self._lost = RepeatedWarning(log, every=LOST_EVERY_SECONDS)
+        self._down = False
 
     @property
     def connected(self) -> bool:
@@ -103,7 +121,11 @@ class RedisBroker:
         try:
             await asyncio.wait_for(self._first.wait(), self._connect_timeout)
         except TimeoutError:
-            log.warning("redis broker: not subscribed yet to %s; retrying", self._channel)
+            log.warning(
+                "redis broker: not subscribed yet to %s on %s; retrying",
+                self._channel,
+                self._where,
+            )
         finally:
             self._starting = False
 
@@ -125,11 +147,17 @@ class RedisBroker:
         except (RedisError, OSError, TimeoutError) as exc:
             # The first failure of a run is a warning; the rest would flood the log.
             level = logging.DEBUG if self._publish_failing else logging.WARNING
-            log.log(level, "redis broker: publish to %s failed: %r", self._channel, exc)
+            log.log(
+                level,
+                "redis broker: publish to %s on %s failed: %r",
+                self._channel,
+                self._where,
+                exc,
+            )
             self._publish_failing = True
             return False
         if self._publish_failing:
-            log.info("redis broker: publish to %s works again", self._channel)
+            log.info("redis broker: publish to %s on %s works again", self._channel, self._where)
         self._publish_failing = False
         if not self._subscribed:
             self._wake.set()  # Redis answers: cut the subscriber's backoff short
@@ -154,6 +182,9 @@ class RedisBroker:
                 pubsub = await self._subscribe()
                 try:
                     attempt = 0
+                    if self._down:
+                        self._lost.clear(LOST)
+                        self._down = False
                     await self._announce()
                     await self._pump(pubsub)
                 finally:
@@ -164,11 +195,14 @@ class RedisBroker:
             except Exception as exc:  # any failure, even a bug: log it and reconnect
                 delay = self._delay(attempt)
                 attempt += 1
-                log.warning(
-                    "redis broker: subscription to %s lost (%r); reconnecting in %.2fs",
+                self._down = True
+                self._lost.warn(
+                    LOST,
+                    "redis broker: subscription to %s on %s lost (%r); retrying every %.0f s",
                     self._channel,
+                    self._where,
                     exc,
-                    delay,
+                    self._backoff[1],
                 )
                 await self._backoff_sleep(delay)
 
@@ -214,9 +248,13 @@ class RedisBroker:
         first = self._starting and not self._first.is_set()
         self._first.set()
         if first:
-            log.info("redis broker: subscribed to %s", self._channel)
+            log.info("redis broker: subscribed to %s on %s", self._channel, self._where)
             return
-        log.info("redis broker: subscribed to %s again; resyncing clients", self._channel)
+        log.info(
+            "redis broker: subscribed to %s on %s again; resyncing clients",
+            self._channel,
+            self._where,
+        )
         await self._resync()
 
     async def _resync(self) -> None:
