@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import re
 import secrets
 import time
@@ -84,16 +85,26 @@ def check_display_name(display_name: str | None, default: str) -> str:
 
 
 class AccountCache:
-    """Recently seen accounts by user id, so a burst of requests does not cost a database read
-    each just to authenticate: concurrent lookups of one account share one read, and the answer
-    is kept `seconds`. A deletion here forgets at once; in another process a deleted account may
-    authenticate for up to `seconds` more but can write nothing, because the store refuses
-    events of deleted users inside the scoring transaction.
+    """Recently seen accounts by user id, so requests do not cost a database read each just to
+    authenticate: concurrent lookups of one account share one read, and the answer is kept for
+    at most `seconds` (docs/SECURITY.md, "Tokens and accounts").
+
+    The bound, the same in every process: a deletion in this process forgets at once; in
+    another process a deleted account may still authenticate for up to `seconds`, on reads
+    only, because every write (score events, actions, profiles) checks the account inside its
+    own transaction. Each entry lives a random 75-100% of `seconds`, so accounts first seen
+    together (a start-up, a reconnect storm) are not all read again in the same second.
     """
 
-    def __init__(self, seconds: float, max_entries: int = 50_000) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._seconds = seconds
         self._max = max_entries
+        self._clock = clock
         self._entries: OrderedDict[str, tuple[float, UserRecord]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[UserRecord | None]] = {}
 
@@ -101,7 +112,7 @@ class AccountCache:
         self, user_id: str, load: Callable[[str], Awaitable[UserRecord | None]]
     ) -> UserRecord | None:
         entry = self._entries.get(user_id)
-        if entry is not None and entry[0] >= time.monotonic():
+        if entry is not None and entry[0] > self._clock():
             return entry[1]
         pending = self._inflight.get(user_id)
         if pending is not None:
@@ -124,7 +135,8 @@ class AccountCache:
     def _put(self, user_id: str, user: UserRecord | None) -> None:
         if self._seconds <= 0 or user is None:
             return
-        self._entries[user_id] = (time.monotonic() + self._seconds, user)
+        lifetime = self._seconds * (1.0 - random.random() / 4)  # spread, not a secret
+        self._entries[user_id] = (self._clock() + lifetime, user)
         self._entries.move_to_end(user_id)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -151,7 +163,7 @@ class IdentityService:
         register_limit: str,
         *,
         on_deleted: Callable[[str], Awaitable[None]] | None = None,
-        account_cache_seconds: float = 5.0,
+        account_cache_seconds: float = 30.0,
         login_address_limit: str | None = None,
     ) -> None:
         self._store = store
