@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import orjson
 
@@ -53,6 +54,7 @@ class ScoreResult:
         return self.previous_rank - self.rank
 
 
+@lru_cache(maxsize=4096)  # few distinct inputs (an action type and its points): 0.6 → 0.1 µs
 def request_hash(action_type: str, points: int, client_increment: bool) -> str:
     """What makes two requests 'the same' for an idempotency key."""
     body = {"action_type": action_type, "points": points, "client_increment": client_increment}
