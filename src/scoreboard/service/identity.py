@@ -41,6 +41,9 @@ USERNAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 DISPLAY_NAME_MAX = 64
 PROVISION_ATTEMPTS = 5
+# Accounts of external identities are cached by subject (`<issuer>|<sub>`) under this prefix;
+# user ids never contain '|'.
+EXTERNAL_KEY = "ext|"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +88,9 @@ def check_display_name(display_name: str | None, default: str) -> str:
 
 
 class AccountCache:
-    """Recently seen accounts by user id, so requests do not cost a database read each just to
-    authenticate: concurrent lookups of one account share one read, and the answer is kept for
-    at most `seconds` (docs/SECURITY.md, "Tokens and accounts").
+    """Recently seen accounts by user id (external ones by subject), so requests do not cost a
+    database read each just to authenticate: concurrent lookups of one account share one read,
+    and the answer is kept for at most `seconds` (docs/SECURITY.md, "Tokens and accounts").
 
     The bound, the same in every process: a deletion in this process forgets at once; in
     another process a deleted account may still authenticate for up to `seconds`, on reads
@@ -225,7 +228,10 @@ class IdentityService:
         claims = await self._verifier.verify(token)
         user: UserRecord | None
         if claims.external:
-            user = await self._external_user(claims)
+            subject = f"{claims.issuer}|{claims.subject}"
+            user = await self._accounts.get(
+                EXTERNAL_KEY + subject, lambda _: self._external_user(claims, subject)
+            )
         else:
             user = await self._accounts.get(claims.subject, self._store.get_user)
         if user is None or not user.active:
@@ -234,21 +240,26 @@ class IdentityService:
 
     async def delete_me(self, user_id: str) -> None:
         """Delete the account; its score events stay in the audit log."""
-        self._accounts.forget(user_id)
+        user = await self._store.get_user(user_id)
+        keys = [user_id]
+        if user is not None and user.external_subject is not None:
+            keys.append(EXTERNAL_KEY + user.external_subject)
+        for key in keys:
+            self._accounts.forget(key)
         if not await self._store.delete_user(user_id):
             raise NotFound("No such user.")
-        self._accounts.forget(user_id)
+        for key in keys:
+            self._accounts.forget(key)
         if self._on_deleted is not None:
             await self._on_deleted(user_id)
 
-    async def _external_user(self, claims: Claims) -> UserRecord:
+    async def _external_user(self, claims: Claims, subject: str) -> UserRecord:
         """The account of an external identity, created on first sight.
 
         A deleted account is returned as is (and refused by the caller), never re-created:
         deleting oneself must stick. Two first requests racing both try to create; the loser
         sees `UsernameTaken` and finds the winner's account by subject.
         """
-        subject = f"{claims.issuer}|{claims.subject}"
         user = await self._store.get_user_by_subject(subject)
         if user is not None:
             return user
