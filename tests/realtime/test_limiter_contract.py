@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 import redis.asyncio as aioredis
+from tests.scaled.test_round_trips import Monitor
+from tests.throwaway import ThrowawayRedis
 
 from scoreboard.realtime.base import Charge, RateLimiter
 from scoreboard.realtime.limiter import LimitsRateLimiter, MemoryCounters, RedisCounters
@@ -163,3 +165,19 @@ async def test_redis_keeps_one_small_hash_per_key(
     assert await redis_client.hlen(key) == 6
     assert 0 < await redis_client.ttl(key) <= 120
     assert await redis_client.hget(key, "p:c") == b"5000"
+
+
+async def test_a_charge_is_one_round_trip(throwaway_redis: ThrowawayRedis) -> None:
+    """Both limits of a score event, refused or not: one `EVALSHA` (`MONITOR` tells)."""
+    client = aioredis.Redis.from_url(throwaway_redis.url)
+    counters = RedisCounters(client, "rt:")
+    charges = [Charge("n", "2/minute"), Charge("p", "6000/minute", 10)]
+    try:
+        assert (await counters.charge(charges, "u0")).allowed  # loads the script, connects
+        async with Monitor(throwaway_redis.port) as monitor:
+            assert (await counters.charge(charges, "u1")).allowed
+            assert (await counters.charge(charges, "u1")).allowed
+            assert not (await counters.charge(charges, "u1")).allowed
+            assert await monitor.sent(client) == ["evalsha"] * 3
+    finally:
+        await client.aclose()
