@@ -80,6 +80,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         settings.rate_limit_register,
         on_deleted=board.removed,
         login_address_limit=settings.rate_limit_login_address,
+        account_cache_seconds=settings.account_cache_seconds,
     )
     scoring = ScoringService(
         committer,

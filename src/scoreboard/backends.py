@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from scoreboard.aio import resume_cancel
 from scoreboard.config import Settings
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.domain.ranking import RankedEntry, Standing
-from scoreboard.realtime.base import Broker, RankIndex, RateDecision, RateLimiter
+from scoreboard.realtime.base import Broker, Charge, RankIndex, RateDecision, RateLimiter
 from scoreboard.store.base import Store
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def limits_uri(redis_url: str) -> str:
 async def _open_redis(settings: Settings, store: Store) -> Backends:
     from limits.aio.storage import RedisStorage
 
-    from scoreboard.realtime.limiter import LimitsRateLimiter
+    from scoreboard.realtime.limiter import LimitsRateLimiter, RedisCounters
     from scoreboard.realtime.redis import RedisBroker
 
     timeout = settings.redis_timeout_seconds
@@ -136,8 +136,11 @@ async def _open_redis(settings: Settings, store: Store) -> Backends:
         wrap_exceptions=True,
         **options,
     )
+    counters = RedisCounters(client, prefix + "charges:")
     limiter = FailOpenLimiter(
-        LimitsRateLimiter(storage), timeout=timeout, fail_open=settings.rate_limit_fail_open
+        LimitsRateLimiter(storage, counters=counters),
+        timeout=timeout,
+        fail_open=settings.rate_limit_fail_open,
     )
     broker = RedisBroker(
         settings.redis_url,
@@ -294,10 +297,16 @@ class FailOpenLimiter:
         self._failing = False
 
     async def hit(self, limit: str, *key: str, cost: int = 1) -> RateDecision:
+        return await self._guarded(lambda: self._inner.hit(limit, *key, cost=cost))
+
+    async def charge(self, charges: Sequence[Charge], *key: str) -> RateDecision:
+        return await self._guarded(lambda: self._inner.charge(charges, *key))
+
+    async def _guarded(self, call: Callable[[], Awaitable[RateDecision]]) -> RateDecision:
         if self._clock() >= self._down_until:
             try:
                 async with asyncio.timeout(self._timeout):
-                    decision = await self._inner.hit(limit, *key, cost=cost)
+                    decision = await call()
                 resume_cancel()
             except Exception as exc:  # the storage's errors: limits' StorageError, timeouts
                 self._down_until = self._clock() + self._cooldown

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     external_issuer: str = ""
     external_audience: str = ""
     external_algorithms: list[str] = ["RS256", "ES256"]
+    # How long a process may go on authenticating an account deleted by another process (on
+    # reads only: writes check the account in their transaction). docs/SECURITY.md.
+    account_cache_seconds: float = Field(30.0, ge=0, le=300)
     # Sign-in capacity (service/passwords.py): hashing threads (0: cores - 1, 1 to 4), how
     # many more sign-ins may wait for one, and how long a sign-in waits before a 503.
     password_hash_threads: int = Field(0, ge=0, le=64)

@@ -371,6 +371,27 @@ async def test_deleted_external_user_is_not_recreated(
     assert await store.get_user_by_subject(f"{EXT_ISSUER}|leaver") is not None
 
 
+async def test_external_accounts_are_cached_within_the_bound(
+    store: Store,
+    hasher: PasswordHasher,
+    verifier: TokenVerifier,
+    limiter: LimitsRateLimiter,
+    provider: Provider,  # noqa: F811
+) -> None:
+    """A deletion by another process (here: the store directly) reaches reads only when the
+    account's cache entry expires; with no cache, at once."""
+    cached = make_service(store, hasher, verifier, limiter)
+    uncached = make_service(store, hasher, verifier, limiter, account_cache_seconds=0)
+    principal = await cached.authenticate(rs256(provider, sub="elsewhere"))
+    assert (await uncached.authenticate(rs256(provider, sub="elsewhere"))) == principal
+    assert await store.delete_user(principal.user_id)
+    assert (
+        await cached.authenticate(rs256(provider, sub="elsewhere"))
+    ).user_id == principal.user_id
+    with pytest.raises(Unauthenticated):
+        await uncached.authenticate(rs256(provider, sub="elsewhere"))
+
+
 async def test_external_token_with_wrong_audience(
     service: IdentityService,
     provider: Provider,  # noqa: F811

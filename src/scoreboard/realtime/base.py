@@ -4,9 +4,9 @@ serve any number of processes sharing one Redis.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from scoreboard.domain.ranking import RankedEntry, Standing
 
@@ -88,16 +88,40 @@ class Broker(Protocol):
 class RateDecision:
     allowed: bool
     retry_after: int = 0
+    refused_by: int | None = None  # `charge`: the index of the first charge refused
+
+
+class Charge(NamedTuple):
+    """One part of a `RateLimiter.charge`: `cost` against `limit` under the counter `name`."""
+
+    name: str
+    limit: str
+    cost: int = 1
 
 
 class RateLimiter(Protocol):
-    """Counts hits per key against a `limits`-notation limit such as `60/minute`.
+    """Counts hits per key against `limits`-notation limits such as `60/minute`.
 
-    Contract: the count is shared by every process using the same storage; a hit counts `cost`
-    (default 1: a budget of points charges the points); a refused hit is not counted at all;
-    `retry_after` is whole seconds until a hit would be allowed.
+    Contract, both methods: the count is shared by every process using the same storage; a
+    refused hit is not counted at all; `retry_after` is whole seconds (at least 1) until the
+    same hit would be allowed.
+
+    - `hit`: one limit, moving window (exact: at most `amount` in any interval of the
+      window's length); `cost` hits at once (default 1). For rare hits (sign-in, sign-up).
+    - `charge`: several limits for one key, checked and counted together, atomically and in
+      one round trip for a remote storage: either every charge is counted or, if any limit
+      refuses, none is; `refused_by` is the index of the first refusing charge and
+      `retry_after` the longest wait among the refusing ones. Sliding-window counter: the
+      previous window's count, weighted by how much of it the sliding window still covers,
+      plus the current one, so a burst at a window boundary cannot double the allowance (at
+      most `amount` at once, `amount` per window on average, at most `amount × (1 + t /
+      window)` in any interval of length t up to a window); memory per key and charge is
+      constant, whatever the cost.
+      For the hot path (every score event).
     """
 
     async def hit(self, limit: str, *key: str, cost: int = 1) -> RateDecision: ...
+
+    async def charge(self, charges: Sequence[Charge], *key: str) -> RateDecision: ...
 
     async def close(self) -> None: ...

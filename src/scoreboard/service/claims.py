@@ -4,7 +4,11 @@ follow its signature check (`service.tokens.TokenVerifier`), for built-in and ex
 
 from __future__ import annotations
 
+import hashlib
 import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,3 +84,53 @@ def claims_of(payload: dict[str, Any], *, external: bool) -> Claims:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
+
+
+class VerifiedTokens:
+    """Tokens whose signature and claims were verified, so a token presented again is not
+    decoded and checked again: a bounded LRU from the SHA-256 digest of the token's exact text
+    to its `Claims`, each kept until its `deadline`.
+
+    The key is the digest of the whole token (header, payload and signature), so a token that
+    differs in any byte (a tampered payload, a forged signature) never finds another's entry
+    and is verified in full. The deadline is the moment PyJWT's own check would refuse the
+    token (`int(exp) <= now - leeway`), or sooner (an external token is served no longer than
+    its signing key is trusted); a token past it is verified again, and so refused with the
+    usual message. Only successes are kept: a refused token costs a full verification every
+    time, exactly as before. 32 bytes of key and one shared `Claims` per entry.
+    """
+
+    def __init__(self, max_entries: int = 65_536, clock: Callable[[], float] = time.time):
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[bytes, tuple[float, Claims]] = OrderedDict()
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes) -> Claims | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if self._clock() >= entry[0]:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: bytes, claims: Claims, deadline: float) -> None:
+        if self._max <= 0 or self._clock() >= deadline:
+            return
+        self._entries[key] = (deadline, claims)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def expiry_deadline(claims: Claims, leeway: float) -> float:
+    """When PyJWT starts refusing a token with these claims: it compares `int(exp)`."""
+    return int(claims.expires_at) + leeway

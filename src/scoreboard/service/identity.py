@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import re
 import secrets
 import time
@@ -40,6 +41,9 @@ USERNAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 DISPLAY_NAME_MAX = 64
 PROVISION_ATTEMPTS = 5
+# Accounts of external identities are cached by subject (`<issuer>|<sub>`) under this prefix;
+# user ids never contain '|'.
+EXTERNAL_KEY = "ext|"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +88,26 @@ def check_display_name(display_name: str | None, default: str) -> str:
 
 
 class AccountCache:
-    """Recently seen accounts by user id, so a burst of requests does not cost a database read
-    each just to authenticate: concurrent lookups of one account share one read, and the answer
-    is kept `seconds`. A deletion here forgets at once; in another process a deleted account may
-    authenticate for up to `seconds` more but can write nothing, because the store refuses
-    events of deleted users inside the scoring transaction.
+    """Recently seen accounts by user id (external ones by subject), so requests do not cost a
+    database read each just to authenticate: concurrent lookups of one account share one read,
+    and the answer is kept for at most `seconds` (docs/SECURITY.md, "Tokens and accounts").
+
+    The bound, the same in every process: a deletion in this process forgets at once; in
+    another process a deleted account may still authenticate for up to `seconds`, on reads
+    only, because every write (score events, actions, profiles) checks the account inside its
+    own transaction. Each entry lives a random 75-100% of `seconds`, so accounts first seen
+    together (a start-up, a reconnect storm) are not all read again in the same second.
     """
 
-    def __init__(self, seconds: float, max_entries: int = 50_000) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._seconds = seconds
         self._max = max_entries
+        self._clock = clock
         self._entries: OrderedDict[str, tuple[float, UserRecord]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[UserRecord | None]] = {}
 
@@ -101,7 +115,7 @@ class AccountCache:
         self, user_id: str, load: Callable[[str], Awaitable[UserRecord | None]]
     ) -> UserRecord | None:
         entry = self._entries.get(user_id)
-        if entry is not None and entry[0] >= time.monotonic():
+        if entry is not None and entry[0] > self._clock():
             return entry[1]
         pending = self._inflight.get(user_id)
         if pending is not None:
@@ -124,7 +138,8 @@ class AccountCache:
     def _put(self, user_id: str, user: UserRecord | None) -> None:
         if self._seconds <= 0 or user is None:
             return
-        self._entries[user_id] = (time.monotonic() + self._seconds, user)
+        lifetime = self._seconds * (1.0 - random.random() / 4)  # spread, not a secret
+        self._entries[user_id] = (self._clock() + lifetime, user)
         self._entries.move_to_end(user_id)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -151,7 +166,7 @@ class IdentityService:
         register_limit: str,
         *,
         on_deleted: Callable[[str], Awaitable[None]] | None = None,
-        account_cache_seconds: float = 5.0,
+        account_cache_seconds: float = 30.0,
         login_address_limit: str | None = None,
     ) -> None:
         self._store = store
@@ -213,7 +228,10 @@ class IdentityService:
         claims = await self._verifier.verify(token)
         user: UserRecord | None
         if claims.external:
-            user = await self._external_user(claims)
+            subject = f"{claims.issuer}|{claims.subject}"
+            user = await self._accounts.get(
+                EXTERNAL_KEY + subject, lambda _: self._external_user(claims, subject)
+            )
         else:
             user = await self._accounts.get(claims.subject, self._store.get_user)
         if user is None or not user.active:
@@ -222,21 +240,26 @@ class IdentityService:
 
     async def delete_me(self, user_id: str) -> None:
         """Delete the account; its score events stay in the audit log."""
-        self._accounts.forget(user_id)
+        user = await self._store.get_user(user_id)
+        keys = [user_id]
+        if user is not None and user.external_subject is not None:
+            keys.append(EXTERNAL_KEY + user.external_subject)
+        for key in keys:
+            self._accounts.forget(key)
         if not await self._store.delete_user(user_id):
             raise NotFound("No such user.")
-        self._accounts.forget(user_id)
+        for key in keys:
+            self._accounts.forget(key)
         if self._on_deleted is not None:
             await self._on_deleted(user_id)
 
-    async def _external_user(self, claims: Claims) -> UserRecord:
+    async def _external_user(self, claims: Claims, subject: str) -> UserRecord:
         """The account of an external identity, created on first sight.
 
         A deleted account is returned as is (and refused by the caller), never re-created:
         deleting oneself must stick. Two first requests racing both try to create; the loser
         sees `UsernameTaken` and finds the winner's account by subject.
         """
-        subject = f"{claims.issuer}|{claims.subject}"
         user = await self._store.get_user_by_subject(subject)
         if user is not None:
             return user

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from limits import parse
 
 from scoreboard.domain.errors import RateLimited
-from scoreboard.realtime.base import RateLimiter
+from scoreboard.realtime.base import Charge, RateLimiter
 
 
 async def enforce(
@@ -16,6 +18,17 @@ async def enforce(
     decision = await limiter.hit(limit, *key, cost=cost)
     if not decision.allowed:
         raise RateLimited(decision.retry_after, message)
+
+
+async def enforce_all(
+    limiter: RateLimiter, charges: Sequence[Charge], messages: Sequence[str], *key: str
+) -> None:
+    """Charge every one of `charges` for `key` at once, or none of them (`RateLimiter.charge`);
+    raise `RateLimited` with the message of the first refusing charge and the retry-after after
+    which every refusing one would allow it."""
+    decision = await limiter.charge(charges, *key)
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after, messages[decision.refused_by or 0])
 
 
 def points_budget(points_limit: str, score_limit: str, max_points: int) -> str:

@@ -4,8 +4,9 @@ is told. Rate limits and idempotency live here, so every route that scores share
 Two limits per user, both charged by every scoring route before anything is written: the
 number of events (`score_limit`) and the points they award (`points_limit`, charged with the
 event's points), so that the most a user can gain per minute is the same whichever route
-they use, including routes that let the client choose an increment. A request refused by
-either limit writes nothing (a replay is counted like the request it repeats). A
+they use, including routes that let the client choose an increment. Both are charged in one
+limiter call, atomically: a request refused by either limit writes nothing and is counted by
+neither (a replay is counted like the request it repeats). A
 lifecycle-only action (see `domain.catalogue`) is refused unless it comes with its action.
 """
 
@@ -15,6 +16,7 @@ import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import orjson
 
@@ -24,10 +26,10 @@ from scoreboard.domain.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from scoreboard.realtime.base import RateLimiter
+from scoreboard.realtime.base import Charge, RateLimiter
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.leaderboard import LeaderboardService
-from scoreboard.service.limits import enforce, points_budget
+from scoreboard.service.limits import enforce_all, points_budget
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
 
 MAX_KEY_LENGTH = 255
@@ -52,6 +54,7 @@ class ScoreResult:
         return self.previous_rank - self.rank
 
 
+@lru_cache(maxsize=4096)  # few distinct inputs (an action type and its points): 0.6 → 0.1 µs
 def request_hash(action_type: str, points: int, client_increment: bool) -> str:
     """What makes two requests 'the same' for an idempotency key."""
     body = {"action_type": action_type, "points": points, "client_increment": client_increment}
@@ -85,6 +88,10 @@ class ScoringService:
         self._limiter = limiter
         self._limit = score_limit
         self.points_limit = points_budget(points_limit, score_limit, catalogue.max_points)
+        self._messages = (
+            "Too many score updates; slow down.",
+            f"Too many points at once (limit {self.points_limit}); slow down.",
+        )
 
     async def record_moving(
         self,
@@ -139,9 +146,7 @@ class ScoringService:
         return ScoreResult(outcome.event, rank, replayed)
 
     async def _charge(self, user_id: str, points: int) -> None:
-        """Count one event and its points against the user's limits (`RateLimited` if not)."""
-        message = "Too many score updates; slow down."
-        await enforce(self._limiter, self._limit, "score", user_id, message=message)
-        message = f"Too many points at once (limit {self.points_limit}); slow down."
-        limit = self.points_limit
-        await enforce(self._limiter, limit, "score-points", user_id, message=message, cost=points)
+        """Count one event and its points against the user's limits, both or neither, in one
+        limiter call (`RateLimited` if either refuses)."""
+        charges = (Charge("score", self._limit), Charge("points", self.points_limit, points))
+        await enforce_all(self._limiter, charges, self._messages, "score", user_id)

@@ -16,6 +16,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from jwt import PyJWK, PyJWKClient
 from scoreboard.config import Settings
 from scoreboard.domain.errors import ServiceUnavailable, Unauthenticated
 from scoreboard.service.claims import Claims as Claims
-from scoreboard.service.claims import claims_of, rejected
+from scoreboard.service.claims import VerifiedTokens, claims_of, expiry_deadline, rejected
 
 BUILTIN_ALGORITHM = "HS256"
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -127,6 +128,11 @@ class TokenVerifier:
     worker thread; keys it returns are kept here for `jwks_lifespan` seconds so the common case
     costs no thread hop, and a key the provider withdraws stops working within that time.
     An unreachable JWKS endpoint is `ServiceUnavailable`: the token may be fine, we cannot tell.
+
+    A token verified once is served from `VerifiedTokens` (at most `cache_size` of them) until
+    PyJWT would refuse it as expired, so a client's repeated requests cost a hash and a lookup
+    instead of a decode and an HMAC or RSA check; an external token no longer than its key is
+    trusted. `clock` (epoch seconds) is the cache's; tests move it.
     """
 
     def __init__(
@@ -138,6 +144,8 @@ class TokenVerifier:
         jwks_lifespan: float = 300.0,
         jwks_timeout: float = 5.0,
         external_leeway: float = 30.0,
+        cache_size: int = 65_536,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if provider is not None and provider.issuer == issuer:
             # One issuer name with two kinds of key would let either vouch for the other.
@@ -154,6 +162,8 @@ class TokenVerifier:
             else None
         )
         self._keys: dict[str, tuple[PyJWK, float]] = {}
+        self._clock = clock
+        self._verified = VerifiedTokens(cache_size, clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: str) -> TokenVerifier:
@@ -169,14 +179,25 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Claims:
         """The token's claims, or `Unauthenticated` saying why it is refused."""
+        _check_size(token)
+        digest = self._verified.key(token)
+        cached = self._verified.get(digest)
+        if cached is not None:
+            return cached
         header = _unverified_header(token)
         alg = header.get("alg")
         if alg == BUILTIN_ALGORITHM:
-            return self._verify_builtin(token)
+            claims = self._verify_builtin(token)
+            self._verified.put(digest, claims, expiry_deadline(claims, 0.0))
+            return claims
         provider = self._provider
         if provider is not None and isinstance(alg, str) and alg in provider.algorithms:
-            key = await self._signing_key(header.get("kid"))
-            return self._verify_external(token, alg, key, provider)
+            key, trusted_until = await self._signing_key(header.get("kid"))
+            claims = self._verify_external(token, alg, key, provider)
+            key_deadline = self._clock() + (trusted_until - time.monotonic())
+            deadline = min(expiry_deadline(claims, self._leeway), key_deadline)
+            self._verified.put(digest, claims, deadline)
+            return claims
         raise Unauthenticated("Authentication token algorithm is not allowed.")
 
     def _verify_builtin(self, token: str) -> Claims:
@@ -212,12 +233,13 @@ class TokenVerifier:
             raise rejected(exc) from exc
         return claims_of(payload, external=True)
 
-    async def _signing_key(self, kid: Any) -> PyJWK:
+    async def _signing_key(self, kid: Any) -> tuple[PyJWK, float]:
+        """The key and until when (monotonic) it is trusted without asking the JWKS again."""
         if not isinstance(kid, str) or not kid:
             raise Unauthenticated("Authentication token names no signing key.")
         cached = self._keys.get(kid)
         if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+            return cached
         assert self._client is not None  # only called when a provider is configured
         try:
             key = await asyncio.to_thread(self._client.get_signing_key, kid)
@@ -231,13 +253,16 @@ class TokenVerifier:
             raise ServiceUnavailable("The identity provider's key set is unusable.") from exc
         if len(self._keys) >= 64:  # keys come only from the JWKS, but stay bounded regardless
             self._keys.clear()
-        self._keys[kid] = (key, time.monotonic() + self._lifespan)
-        return key
+        entry = self._keys[kid] = (key, time.monotonic() + self._lifespan)
+        return entry
+
+
+def _check_size(token: str) -> None:
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthenticated("Malformed authentication token.")
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthenticated("Malformed authentication token.")
     try:
         return jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
