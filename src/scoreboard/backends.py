@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +186,11 @@ class SharedRedisIndex:
         rank = await self._inner.apply(standing, version)
         resume_cancel()
         return rank
+
+    async def apply_many(self, updates: Sequence[tuple[Standing, int]]) -> list[int | None]:
+        ranks = await self._inner.apply_many(updates)
+        resume_cancel()
+        return ranks
 
     async def remove(self, user_id: str) -> None:
         await self._inner.remove(user_id)

@@ -4,7 +4,7 @@ serve any number of processes sharing one Redis.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +35,12 @@ class RankIndex(Protocol):
         """Set the user's standing (see the contract above) and return their rank afterwards,
         whether or not this call changed it; None when the index cannot tell (the user is not
         on it, or a shared index was lost). One round trip for a remote index."""
+        ...
+
+    async def apply_many(self, updates: Sequence[tuple[Standing, int]]) -> list[int | None]:
+        """`apply` every (standing, version) in order, as one atomic step (one round trip for a
+        remote index), and return, per update, its user's rank once the whole batch is applied
+        (one snapshot: a user updated twice gets the same rank twice); None as for `apply`."""
         ...
 
     async def remove(self, user_id: str) -> None: ...
