@@ -16,7 +16,7 @@ may be used, rebuilds, several processes sharing one index) is `service.upkeep.I
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -120,11 +120,14 @@ class LeaderboardService:
             await self.publish_change("global")
 
     # -- writes --------------------------------------------------------------------------------
-    async def committed(self, event: EventRecord) -> int | None:
-        """After commit: update the index and tell every process. Never raises. Returns the
-        user's rank as the update left it (one index round trip for both), or None when the
-        index cannot tell; `rank_of` then asks the store."""
-        return await self._changing(self.keeper.update(event.standing(), event.version))
+    async def committed(self, events: Sequence[EventRecord]) -> list[int | None]:
+        """After a batch's commit: update the index in one call and tell every process once.
+        Never raises. Returns each event's user's rank once the batch is applied (the same
+        index round trip), or None when the index cannot tell; `rank_of` then asks the store."""
+        if not events:
+            return []
+        updates = [(event.standing(), event.version) for event in events]
+        return await self._changing(self.keeper.update_many(updates))
 
     async def removed(self, user_id: str) -> None:
         """After a deletion is committed: take the user off the index. Never raises."""
