@@ -52,19 +52,20 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         Catalogue.from_file(settings.actions_file) if settings.actions_file else Catalogue.default()
     )
     secret = load_or_create_secret(settings)
-    committer = GroupCommitter(
-        backends.store,
-        window_seconds=settings.commit_window_ms / 1000,
-        max_batch=settings.commit_max_batch,
-        on_batch=metrics.batch.observe,
-        timeout=settings.db_timeout_seconds,
-    )
     board = LeaderboardService(
         backends.store,
         backends.index,
         backends.broker,
         cache=TopCache(max_age=settings.top_cache_seconds),
         check_seconds=settings.index_check_seconds,
+    )
+    committer = GroupCommitter(
+        backends.store,
+        window_seconds=settings.commit_window_ms / 1000,
+        max_batch=settings.commit_max_batch,
+        on_batch=metrics.batch.observe,
+        timeout=settings.db_timeout_seconds,
+        after_commit=board.committed,
     )
     identity = IdentityService(
         backends.store,

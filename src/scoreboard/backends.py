@@ -190,6 +190,11 @@ class SharedRedisIndex:
         resume_cancel()
         return rank
 
+    async def apply_many(self, updates: Sequence[tuple[Standing, int]]) -> list[int | None]:
+        ranks = await self._inner.apply_many(updates)
+        resume_cancel()
+        return ranks
+
     async def remove(self, user_id: str) -> None:
         await self._inner.remove(user_id)
         resume_cancel()

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     rate_limit_points: str = ""
     max_body_bytes: int = Field(16 * 1024, ge=256)
 
-    # Writes: group commit gathers events for at most this long, or this many.
+    # Writes: group commit takes up to this many events per batch, and during a burst waits at
+    # most this long for more (a lone event is committed at once; see service/committer.py).
     commit_window_ms: float = Field(2.0, ge=0, le=100)
     commit_max_batch: int = Field(256, ge=1, le=10_000)
     db_timeout_seconds: float = Field(2.0, gt=0, le=60)

@@ -328,3 +328,42 @@ async def test_redis_works_with_decoded_responses(redis_url: str, redis_prefix: 
         assert await index.marker() is not None
     finally:
         await client.aclose()
+
+
+async def test_apply_many_equals_apply_one_by_one(index: RankIndex) -> None:
+    """A batch lands as its updates in order would (versions, stale ones, tombstones), and
+    every update gets its user's rank once the whole batch is applied."""
+    await load(index, TIES)
+    await index.apply(st("top", 11, 99), 5)
+    await index.remove("gone")
+    updates = [
+        (st("low", 12, 0), 1),  # moves to the top
+        (st("top", 1, 99), 4),  # stale (5 is held): ignored
+        (st("gone", 99, 0), 1),  # removed users stay out
+        (st("new", 10, 3), 1),  # a first score, tied on score with the TIES block
+        (st("low", 13, 0), 2),  # the same user again, newer
+        (st("low", 2, 0), 2),  # the same version again: ignored
+    ]
+    ranks = await index.apply_many(updates)
+    final = [s for s in TIES if s.user_id != "low"] + [st("low", 13, 0), st("new", 10, 3)]
+    expected = rank_all(final)
+    assert await index.top(100) == expected
+    rank_by_user = {e.user_id: e.rank for e in expected}
+    assert ranks == [1, rank_by_user["top"], None, rank_by_user["new"], 1, 1]
+    assert await index.apply_many([]) == []
+
+
+async def test_apply_many_is_one_snapshot_for_readers(index: RankIndex) -> None:
+    """Readers see the batch whole or not at all."""
+    await load(index, [st(f"u{i}", i) for i in range(50)])
+    updates = [(st(f"u{i}", 1000 + i), 0) for i in range(50)]
+    seen: list[list[int]] = []
+
+    async def read() -> None:
+        for _ in range(20):
+            seen.append([e.score for e in await index.top(50)])
+            await asyncio.sleep(0)
+
+    await asyncio.gather(read(), index.apply_many(updates), read())
+    before, after = sorted(range(50), reverse=True), sorted(range(1000, 1050), reverse=True)
+    assert all(scores in (before, after) for scores in seen)

@@ -12,6 +12,12 @@ from tests.throwaway import ThrowawayRedis
 
 from scoreboard.backends import SharedRedisIndex
 from scoreboard.domain.ranking import Standing
+from scoreboard.realtime.memory import MemoryBroker
+from scoreboard.service.committer import GroupCommitter
+from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.store.base import ScoreCommand
+from scoreboard.store.migrate import run_migrations
+from scoreboard.store.sql import SqlStore
 
 END = "end-of-counted-commands"
 
@@ -68,4 +74,36 @@ async def test_an_update_and_its_rank_are_one_round_trip(
         await client.delete("rt:rank:{global}:marker")  # the index was lost (e.g. a flush)
         assert await index.apply(Standing("u2", "U2", 99, 9), 3) is None  # no wrong rank
     finally:
+        await client.aclose()
+
+
+async def test_a_batch_of_events_is_one_index_round_trip(
+    throwaway_redis: ThrowawayRedis, sqlite_url: str
+) -> None:
+    """The committer hands each committed batch to the board: one script call updates the
+    index for every event of the batch and returns all their ranks."""
+    client = aioredis.Redis.from_url(throwaway_redis.url)
+    await run_migrations(sqlite_url)
+    store = await SqlStore.open(sqlite_url)
+    board = LeaderboardService(store, SharedRedisIndex(client, "rt:"), MemoryBroker())
+    batches: list[int] = []
+    committer = GroupCommitter(
+        store, window_seconds=0.05, on_batch=batches.append, after_commit=board.committed
+    )
+    committer.start()
+    try:
+        users = [await store.create_user(f"u{i}", None, f"U{i}") for i in range(8)]
+        await board.rebuild()
+        await committer.submit(ScoreCommand(users[0].user_id, "T", 1))  # warm: script loaded
+        batches.clear()
+        async with Monitor(throwaway_redis.port) as monitor:
+            commands = [ScoreCommand(users[n % 8].user_id, "T", 1 + n) for n in range(40)]
+            answers = await asyncio.gather(*(committer.submit(c) for c in commands))
+            sent = await monitor.sent(client)
+        assert sum(batches) == 40 and len(batches) < 40
+        assert sent == ["evalsha"] * len(batches)
+        assert all(a.rank is not None and 1 <= a.rank <= 8 for a in answers)  # from the index
+    finally:
+        await committer.close()
+        await store.close()
         await client.aclose()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 from sortedcontainers import SortedDict
 
@@ -86,12 +86,30 @@ class MemoryRankIndex:
         return len(board.keys)
 
     async def apply(self, standing: Standing, version: int) -> int | None:
-        if standing.user_id in self._removed:
+        if not self._put(standing, version):
             return None
+        return int(self._board.ordered.index(self._board.keys[standing.user_id])) + 1
+
+    async def apply_many(self, updates: Sequence[tuple[Standing, int]]) -> list[int | None]:
+        for standing, version in updates:
+            self._put(standing, version)
+        ordered, keys = self._board.ordered, self._board.keys
+        ranks: dict[str, int | None] = {}
+        for standing, _ in updates:
+            user_id = standing.user_id
+            if user_id not in ranks:
+                key = keys.get(user_id)
+                ranks[user_id] = None if key is None else int(ordered.index(key)) + 1
+        return [ranks[standing.user_id] for standing, _ in updates]
+
+    def _put(self, standing: Standing, version: int) -> bool:
+        """Apply one update (unless stale); False when the user was removed."""
+        if standing.user_id in self._removed:
+            return False
         held = self._board.versions.get(standing.user_id)
         if not (held is not None and version and held >= version):
             self._board.put(standing, version)
-        return int(self._board.ordered.index(self._board.keys[standing.user_id])) + 1
+        return True
 
     async def rename(self, user_id: str, display_name: str) -> None:
         key = self._board.keys.get(user_id)

@@ -22,7 +22,7 @@ cluster (`<p>` is the prefix)::
     <p>rank:{board}:rebuild, :dirty and :tmp:<id>:* exist only while `replace_all` runs
 
 Every public call is one round trip (one Lua script or one command), so reads are consistent
-snapshots and an update is atomic.
+snapshots and an update, or a batch of them (`apply_many`), is atomic.
 
 Errors: the index never swallows them. Every method may raise `redis.exceptions.RedisError`:
 `ConnectionError` / `TimeoutError` when Redis is unreachable or slow (the client's socket
@@ -70,6 +70,44 @@ if ARGV[5] == '1' and redis.call('EXISTS', KEYS[8]) == 0 then return -1 end
 local member = redis.call('HGET', KEYS[2], uid)
 if not member then return 0 end
 return redis.call('ZRANK', KEYS[1], member) + 1
+"""
+
+# `_APPLY` for a batch: ARGV[1] is the checked flag, then (uid, member, name, version) per
+# update, applied in order. Returns each update's user's rank once all are applied (0 when not
+# on the board; every one -1 when checked and the marker is gone).
+_APPLY_MANY = """
+local staging = redis.call('EXISTS', KEYS[6]) == 1
+local n = (#ARGV - 1) / 4
+for i = 0, n - 1 do
+  local uid, member, version = ARGV[4 * i + 2], ARGV[4 * i + 3], ARGV[4 * i + 5]
+  if redis.call('SISMEMBER', KEYS[5], uid) == 0 then
+    local newer = true
+    if version ~= '0' then
+      local held = redis.call('HGET', KEYS[4], uid)
+      newer = not (held and (#held > #version or (#held == #version and held >= version)))
+    end
+    if newer then
+      local old = redis.call('HGET', KEYS[2], uid)
+      if old then redis.call('ZREM', KEYS[1], old) end
+      redis.call('ZADD', KEYS[1], 0, member)
+      redis.call('HSET', KEYS[2], uid, member)
+      redis.call('HSET', KEYS[3], uid, ARGV[4 * i + 4])
+      redis.call('HSET', KEYS[4], uid, version)
+      if staging then redis.call('SADD', KEYS[7], uid) end
+    end
+  end
+end
+local out = {}
+local lost = ARGV[1] == '1' and redis.call('EXISTS', KEYS[8]) == 0
+for i = 0, n - 1 do
+  if lost then
+    out[i + 1] = -1
+  else
+    local member = redis.call('HGET', KEYS[2], ARGV[4 * i + 2])
+    out[i + 1] = member and (redis.call('ZRANK', KEYS[1], member) + 1) or 0
+  end
+end
+return out
 """
 
 _REMOVE = """
@@ -202,6 +240,7 @@ class RedisRankIndex:
         self._entry_keys = [self._z, self._m, self._n, *marker]
         self._count_keys = [self._z, *marker]
         self._apply = client.register_script(_APPLY)
+        self._apply_many = client.register_script(_APPLY_MANY)
         self._remove = client.register_script(_REMOVE)
         self._rename = client.register_script(_RENAME)
         self._range = client.register_script(guard + _NAMES + _RANGE)
@@ -227,6 +266,20 @@ class RedisRankIndex:
         args += [str(version), self._apply_flag]
         rank = int(await self._apply(keys=self._apply_keys, args=args))
         return rank if rank > 0 else None
+
+    async def apply_many(self, updates: Sequence[tuple[Standing, int]]) -> list[int | None]:
+        """`apply` of every update in order, in one script call (atomic, one round trip),
+        with every user's rank once all are applied."""
+        if not updates:
+            return []
+        args: list[str | bytes] = [self._apply_flag]
+        for standing, version in updates:
+            if version < 0:
+                raise ValueError(f"version must be >= 0: {version}")
+            args += [standing.user_id, encode_member(standing), standing.display_name]
+            args.append(str(version))
+        reply = await self._apply_many(keys=self._apply_keys, args=args)
+        return [rank if rank > 0 else None for rank in map(int, reply)]
 
     async def rename(self, user_id: str, display_name: str) -> None:
         """Change the user's name if they are on the board (one round trip)."""

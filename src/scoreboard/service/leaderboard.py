@@ -9,26 +9,24 @@ Reads, in order: the cached top (fresh, while the index is healthy), the index, 
 (the index is unusable or being rebuilt: ranks are never wrong, only slower), and, when the
 database cannot be reached either, the last top this process saw (`TopCache.last_known`).
 
-Index upkeep (when the index may be used, rebuilds, several processes sharing one index) is
-`service.upkeep.IndexKeeper`'s.
+Publishing change notices is `service.notices.ChangeNotices`'s; index upkeep (when the index
+may be used, rebuilds, several processes sharing one index) is `service.upkeep.IndexKeeper`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import orjson
 
-from scoreboard.aio import resume_cancel
 from scoreboard.domain.errors import InvalidScope, ServiceUnavailable, ValidationFailed
 from scoreboard.domain.ranking import RankedEntry
 from scoreboard.realtime.base import Broker, RankIndex
+from scoreboard.service.notices import ChangeNotices
 from scoreboard.service.topcache import Cached, TopCache
 from scoreboard.service.upkeep import IndexKeeper, ranked
 from scoreboard.store.base import EventRecord, Store
@@ -89,14 +87,11 @@ class LeaderboardService:
     ) -> None:
         self._store = store
         self._index = index
-        self._broker = broker
         self.cache = cache or TopCache()
         self.keeper = IndexKeeper(
             store, index, check_seconds=check_seconds, on_new_index=self._new_index
         )
-        self._pending: set[str] = set()
-        self._wake = asyncio.Event()
-        self._publisher: asyncio.Task[None] | None = None
+        self.notices = ChangeNotices(broker)
 
     @property
     def index_ready(self) -> bool:
@@ -104,15 +99,11 @@ class LeaderboardService:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Publish change notices from a task, coalesced: at most one in flight per process."""
-        self._publisher = asyncio.create_task(self._publish_loop(), name="board-publisher")
+        """Publish change notices from a task, coalesced (see `service.notices`)."""
+        self.notices.start()
 
     async def close(self) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
-            self._publisher = None
+        await self.notices.close()
 
     async def maintain(self, *, full: bool = False) -> None:
         """One step of index upkeep (see `IndexKeeper.maintain`)."""
@@ -129,11 +120,14 @@ class LeaderboardService:
             await self.publish_change("global")
 
     # -- writes --------------------------------------------------------------------------------
-    async def committed(self, event: EventRecord) -> int | None:
-        """After commit: update the index and tell every process. Never raises. Returns the
-        user's rank as the update left it (one index round trip for both), or None when the
-        index cannot tell; `rank_of` then asks the store."""
-        return await self._changing(self.keeper.update(event.standing(), event.version))
+    async def committed(self, events: Sequence[EventRecord]) -> list[int | None]:
+        """After a batch's commit: update the index in one call and tell every process once.
+        Never raises. Returns each event's user's rank once the batch is applied (the same
+        index round trip), or None when the index cannot tell; `rank_of` then asks the store."""
+        if not events:
+            return []
+        updates = [(event.standing(), event.version) for event in events]
+        return await self._changing(self.keeper.update_many(updates))
 
     async def removed(self, user_id: str) -> None:
         """After a deletion is committed: take the user off the index. Never raises."""
@@ -153,39 +147,8 @@ class LeaderboardService:
         return result
 
     async def publish_change(self, scope: str) -> None:
-        if self._publisher is not None and not self._publisher.done():
-            self._pending.add(scope)
-            self._wake.set()
-            return
-        await self._publish(scope)  # not started (tools, tests): once, best effort
-
-    async def _publish(self, scope: str) -> bool:
-        try:
-            return await self._broker.publish(orjson.dumps({"type": "changed", "scope": scope}))
-        except Exception:
-            log.exception("publish of a change notice failed")
-            return False
-
-    async def _publish_loop(self) -> None:
-        """Send pending notices; one that fails stays pending and is tried again with backoff
-        (0.1 s doubling to 2 s), so no process's clients miss a change once the broker is
-        back. Notices are idempotent: a new change meanwhile merges with the pending one."""
-        delay = 0.0
-        while True:
-            if delay:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-            else:
-                await self._wake.wait()
-            self._wake.clear()
-            scopes, self._pending = self._pending, set()
-            failed = {scope for scope in scopes if not await self._publish(scope)}
-            resume_cancel()
-            if failed:
-                self._pending |= failed  # tried again after `delay`, or with the next change
-                delay = min(2.0, max(0.1, delay * 2))
-            else:
-                delay = 0.0
+        """Tell every process that `scope` changed (`ChangeNotices`). Never raises."""
+        await self.notices.publish(scope)
 
     def changed_elsewhere(self, message: bytes) -> None:
         """A change notice from the broker (any process): the cached top is stale."""

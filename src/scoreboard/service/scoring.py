@@ -134,16 +134,17 @@ class ScoringService:
             at_us=time.time_ns() // 1000,
             action_id=action_id,
         )
-        outcome = await self._committer.submit(command)
-        if outcome.outcome is Outcome.CONFLICT:
+        # The committer hands each committed batch to the board (one index update and one
+        # change notice per batch) and answers with the rank the index gave.
+        answer = await self._committer.submit(command)
+        if answer.outcome is Outcome.CONFLICT:
             raise IdempotencyConflict()
-        if outcome.outcome is Outcome.USER_GONE or outcome.event is None:
+        if answer.outcome is Outcome.USER_GONE or answer.event is None:
             raise Unauthenticated("The user of this token no longer exists.")
-        replayed = outcome.outcome is Outcome.REPLAYED
-        rank = None if replayed else await self._board.committed(outcome.event)
+        rank = answer.rank
         if rank is None:  # a replay (its current rank), or the index could not tell
-            rank = await self._board.rank_of(outcome.event.user_id)
-        return ScoreResult(outcome.event, rank, replayed)
+            rank = await self._board.rank_of(answer.event.user_id)
+        return ScoreResult(answer.event, rank, answer.outcome is Outcome.REPLAYED)
 
     async def _charge(self, user_id: str, points: int) -> None:
         """Count one event and its points against the user's limits, both or neither, in one

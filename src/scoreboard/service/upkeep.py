@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
@@ -39,6 +39,7 @@ MAX_BACKOFF = 2.0  # seconds between failed upkeep attempts, at most
 # Standings per page read for a rebuild. Each page must arrive within the store's timeout even
 # on a loaded machine (5000 cold rows took seconds there); the index bounds its own writes.
 REBUILD_PAGE = 1000
+FLUSH_CHUNK = 500  # deferred updates per index call: bounded, each a short script on Redis
 
 
 @runtime_checkable
@@ -115,17 +116,23 @@ class IndexKeeper:
         """Apply a committed standing, or defer it while the index is unusable. Never raises.
         Returns the user's rank from the index afterwards, or None when the index cannot be
         trusted for it (deferred, failed, lost): the caller then asks the store."""
+        return (await self.update_many([(standing, version)]))[0]
+
+    async def update_many(self, updates: Sequence[tuple[Standing, int]]) -> list[int | None]:
+        """`update` of a committed batch, in one index call (`RankIndex.apply_many`): the
+        ranks once the whole batch is applied, None for each when the index cannot tell."""
         self._fresh = False
-        if not self.ok:
+        unknown: list[int | None] = [None] * len(updates)
+        if self.ok:
+            try:
+                ranks = await self._index.apply_many(updates)
+            except Exception as exc:
+                self.broken(f"update failed: {exc!r}")
+            else:
+                return ranks if self.ok else unknown
+        for standing, version in updates:
             self._defer(standing, version)
-            return None
-        try:
-            rank = await self._index.apply(standing, version)
-        except Exception as exc:
-            self.broken(f"update failed: {exc!r}")
-            self._defer(standing, version)
-            return None
-        return rank if self.ok else None
+        return unknown
 
     async def rename(self, user_id: str, display_name: str) -> None:
         """Show a new name on the index. Never raises; while the index is unusable there is
@@ -165,9 +172,9 @@ class IndexKeeper:
             batch, self._deferred = self._deferred, {}
             removals, self._deferred_removals = self._deferred_removals, set()
             try:
-                for user_id, (standing, version) in batch.items():
-                    if user_id not in removals:
-                        await self._index.apply(standing, version)
+                updates = [update for user_id, update in batch.items() if user_id not in removals]
+                for start in range(0, len(updates), FLUSH_CHUNK):
+                    await self._index.apply_many(updates[start : start + FLUSH_CHUNK])
                 for user_id in removals:
                     await self._index.remove(user_id)
             except BaseException:

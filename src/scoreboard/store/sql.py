@@ -6,7 +6,8 @@ Beyond the protocol's contract (see `store/base.py`):
   database failure to `ServiceUnavailable` (see `store/guard.py`); `UsernameTaken` and
   `NotFound` are the only other domain errors raised.
 - `open` does not connect and does not migrate: run `store.migrate.run_migrations(url)` first.
-- Writes and reads use separate engines on SQLite (see `store/engine.py`); one on PostgreSQL.
+- Writes and reads use separate engines on SQLite (see `store/engine.py`), and score batches
+  their own writer thread; one engine on PostgreSQL.
 - Multi-statement reads (`standings_page`, `iter_standings`) read one consistent snapshot.
 
 The action lifecycle of the compatibility routes (`start_action`, `get_action`,
@@ -157,8 +158,11 @@ class SqlStore:
         """
         if not commands:
             return []
-        async with self._write() as conn:
-            return await record_batch(conn, commands, utcnow())
+        writer = self._engines.batch_writer
+        if writer is not None:  # SQLite: the whole batch in one hop to its thread
+            return await writer.run(record_batch, commands, utcnow())
+        async with self._write() as conn:  # PostgreSQL: the whole batch in one greenlet
+            return await conn.run_sync(record_batch, commands, utcnow())
 
     # -- board ---------------------------------------------------------------------------------
     async def iter_standings(self, page_size: int = 1000) -> AsyncIterator[list[Standing]]:

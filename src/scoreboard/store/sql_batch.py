@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import sqlalchemy as sa
 
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand, ScoreOutcome
 
@@ -91,7 +91,7 @@ Plan = ScoreOutcome | NewEvent | Replay
 
 @dataclass(slots=True)
 class Batch:
-    conn: AsyncConnection
+    conn: sa.Connection
     now: datetime
     users: dict[str, BatchUser] = field(default_factory=dict)
     keys: dict[Pair, BatchKey] = field(default_factory=dict)

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN
 from scoreboard.store.base import ScoreCommand, ScoreOutcome
@@ -49,23 +48,27 @@ from scoreboard.store.sql_batch import (
 )
 
 
-async def record_batch(
-    conn: AsyncConnection, commands: Sequence[ScoreCommand], now: datetime
+def record_batch(
+    conn: sa.Connection, commands: Sequence[ScoreCommand], now: datetime
 ) -> list[ScoreOutcome]:
-    """Apply `commands` in order inside the caller's (write) transaction."""
+    """Apply `commands` in order inside the caller's (write) transaction.
+
+    Synchronous, so that a whole batch is one call into the driver's world: on SQLite one hop
+    to the writer thread (`store.engine.SqliteWriter`), on PostgreSQL one greenlet
+    (`AsyncConnection.run_sync`), instead of a hop or a greenlet per statement."""
     batch = Batch(conn, now)
-    batch.users = await _lock_users(batch, sorted({c.user_id for c in commands}))
-    await _claim_keys(batch, [c for c in commands if c.user_id in batch.users])
-    plans = [await _plan(batch, command) for command in commands]
+    batch.users = _lock_users(batch, sorted({c.user_id for c in commands}))
+    _claim_keys(batch, [c for c in commands if c.user_id in batch.users])
+    plans = [_plan(batch, command) for command in commands]
     new_events = [plan for plan in plans if isinstance(plan, NewEvent)]
     if new_events:
-        await _insert_events(batch, new_events)
-        await _save_scores(batch)
-    await _settle_keys(batch)
+        _insert_events(batch, new_events)
+        _save_scores(batch)
+    _settle_keys(batch)
     return [outcome(plan, now) for plan in plans]
 
 
-async def _lock_users(batch: Batch, user_ids: list[str]) -> dict[str, BatchUser]:
+def _lock_users(batch: Batch, user_ids: list[str]) -> dict[str, BatchUser]:
     """Lock the active users of the batch, then read their scores.
 
     Two statements on purpose: on PostgreSQL a statement that waited for a row lock sees the
@@ -82,18 +85,18 @@ async def _lock_users(batch: Batch, user_ids: list[str]) -> dict[str, BatchUser]
         )
         if batch.dialect == "postgresql":
             stmt = stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE
-        for row in await batch.conn.execute(stmt):
+        for row in batch.conn.execute(stmt):
             found[row.user_id] = BatchUser(row.display_name, 0, 0, 0)
     for chunk in chunks(list(found)):
         scores = sa.select(user_scores).where(user_scores.c.user_id.in_(chunk))
-        for row in await batch.conn.execute(scores):
+        for row in batch.conn.execute(scores):
             user = found[row.user_id]
             user.score, user.reached_at_us = int(row.score), int(row.reached_at_us)
             user.version = int(row.version)
     return found
 
 
-async def _claim_keys(batch: Batch, commands: list[ScoreCommand]) -> None:
+def _claim_keys(batch: Batch, commands: list[ScoreCommand]) -> None:
     """Claim every (user, key) of the batch; load the ones taken before, with their events."""
     first_hash: dict[Pair, str | None] = {}
     for c in commands:
@@ -110,19 +113,19 @@ async def _claim_keys(batch: Batch, commands: list[ScoreCommand]) -> None:
         .on_conflict_do_nothing(index_elements=["user_id", "key"])
         .returning(idempotency_keys.c.user_id, idempotency_keys.c.key)
     )
-    claimed = {(r.user_id, r.key) for r in await batch.conn.execute(claim, rows)}
+    claimed = {(r.user_id, r.key) for r in batch.conn.execute(claim, rows)}
     batch.keys = {pair: BatchKey(claimed=pair in claimed) for pair in first_hash}
     taken = [pair for pair in first_hash if pair not in claimed]
     if taken:
-        await _load_taken_keys(batch, taken)
+        _load_taken_keys(batch, taken)
 
 
-async def _load_taken_keys(batch: Batch, taken: list[Pair]) -> None:
+def _load_taken_keys(batch: Batch, taken: list[Pair]) -> None:
     pair_col = sa.tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key)
     owners: dict[int, list[BatchKey]] = {}
     for chunk in chunks(taken):
         stmt = sa.select(idempotency_keys).where(pair_col.in_(chunk))
-        for row in await batch.conn.execute(stmt):
+        for row in batch.conn.execute(stmt):
             key = batch.keys[(row.user_id, row.key)]
             key.request_hash = row.request_hash
             if row.event_id is not None:
@@ -133,12 +136,12 @@ async def _load_taken_keys(batch: Batch, taken: list[Pair]) -> None:
             .join(users, users.c.user_id == score_events.c.user_id)
             .where(score_events.c.id.in_(chunk))
         )
-        for row in await batch.conn.execute(stmt):
+        for row in batch.conn.execute(stmt):
             for key in owners[int(row.id)]:
                 key.owner = event_from_row(row)
 
 
-async def _plan(batch: Batch, c: ScoreCommand) -> Plan:
+def _plan(batch: Batch, c: ScoreCommand) -> Plan:
     user = batch.users.get(c.user_id)
     if user is None:
         return USER_GONE
@@ -151,7 +154,7 @@ async def _plan(batch: Batch, c: ScoreCommand) -> Plan:
     if not SCORE_MIN <= new_score <= SCORE_MAX:
         return CONFLICT
     at_us = c.at_us if c.at_us > 0 else to_us(batch.now)  # 0: the batch's time
-    if c.action_id is not None and not await _complete_action(batch, c, at_us):
+    if c.action_id is not None and not _complete_action(batch, c, at_us):
         return CONFLICT
     if c.points or not user.version:  # zero points reach no new score: its time stays
         user.reached_at_us = at_us
@@ -162,9 +165,9 @@ async def _plan(batch: Batch, c: ScoreCommand) -> Plan:
     return event
 
 
-async def _complete_action(batch: Batch, c: ScoreCommand, at_us: int) -> bool:
+def _complete_action(batch: Batch, c: ScoreCommand, at_us: int) -> bool:
     """Complete the command's action if it is the user's and still open."""
-    result = await batch.conn.execute(
+    result = batch.conn.execute(
         sa.update(actions)
         .where(
             actions.c.action_id == c.action_id,
@@ -181,7 +184,7 @@ async def _complete_action(batch: Batch, c: ScoreCommand, at_us: int) -> bool:
     return result.first() is not None
 
 
-async def _insert_events(batch: Batch, events: list[NewEvent]) -> None:
+def _insert_events(batch: Batch, events: list[NewEvent]) -> None:
     rows = [
         {
             "user_id": e.command.user_id,
@@ -201,12 +204,12 @@ async def _insert_events(batch: Batch, events: list[NewEvent]) -> None:
     stmt = sa.insert(score_events).returning(
         score_events.c.id, score_events.c.user_id, score_events.c.version
     )
-    ids = {(r.user_id, int(r.version)): int(r.id) for r in await batch.conn.execute(stmt, rows)}
+    ids = {(r.user_id, int(r.version)): int(r.id) for r in batch.conn.execute(stmt, rows)}
     for e in events:
         e.event_id = ids[(e.command.user_id, e.version)]
 
 
-async def _save_scores(batch: Batch) -> None:
+def _save_scores(batch: Batch) -> None:
     """One upsert row per user, with the final values (the lock makes them safe to set)."""
     rows = [
         {
@@ -227,10 +230,10 @@ async def _save_scores(batch: Batch) -> None:
             for name in ("score", "reached_at_us", "version", "updated_at")
         },
     )
-    await batch.conn.execute(stmt, rows)
+    batch.conn.execute(stmt, rows)
 
 
-async def _settle_keys(batch: Batch) -> None:
+def _settle_keys(batch: Batch) -> None:
     """Point used keys at their events; free the keys claimed by refused commands."""
     used = [
         {"b_user": u, "b_key": k, "b_hash": key.request_hash, "b_event": key.owner.event_id}
@@ -245,6 +248,6 @@ async def _settle_keys(batch: Batch) -> None:
             .where(t.c.user_id == sa.bindparam("b_user"), t.c.key == sa.bindparam("b_key"))
             .values(event_id=sa.bindparam("b_event"), request_hash=sa.bindparam("b_hash"))
         )
-        await batch.conn.execute(stmt, used)
+        batch.conn.execute(stmt, used)
     for chunk in chunks(unused):
-        await batch.conn.execute(sa.delete(t).where(sa.tuple_(t.c.user_id, t.c.key).in_(chunk)))
+        batch.conn.execute(sa.delete(t).where(sa.tuple_(t.c.user_id, t.c.key).in_(chunk)))

@@ -1,0 +1,75 @@
+"""Change notices: "this board changed" told to every process through the broker.
+
+One owner of publishing. Notices are coalesced: at most one publish in flight per process, and
+the scopes changed meanwhile go out together after it. A notice that fails stays pending and
+is tried again with backoff, so no process's clients miss a change once the broker is back.
+Notices are idempotent ("scope changed", never a delta), which is what makes merging safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+
+from scoreboard.aio import resume_cancel
+from scoreboard.realtime.base import Broker
+
+log = logging.getLogger(__name__)
+
+
+class ChangeNotices:
+    """Publishes change notices from one task (`start`); before it runs, each is sent at once."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._publisher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._publisher = asyncio.create_task(self._publish_loop(), name="board-publisher")
+
+    async def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+            self._publisher = None
+
+    async def publish(self, scope: str) -> None:
+        """Tell every process that `scope` changed. Never raises."""
+        if self._publisher is not None and not self._publisher.done():
+            self._pending.add(scope)
+            self._wake.set()
+            return
+        await self._publish(scope)  # not started (tools, tests): once, best effort
+
+    async def _publish(self, scope: str) -> bool:
+        try:
+            return await self._broker.publish(orjson.dumps({"type": "changed", "scope": scope}))
+        except Exception:
+            log.exception("publish of a change notice failed")
+            return False
+
+    async def _publish_loop(self) -> None:
+        """Send pending notices; one that fails is tried again after a delay (0.1 s doubling
+        to 2 s), or with the next change."""
+        delay = 0.0
+        while True:
+            if delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+            else:
+                await self._wake.wait()
+            self._wake.clear()
+            scopes, self._pending = self._pending, set()
+            failed = {scope for scope in scopes if not await self._publish(scope)}
+            resume_cancel()
+            if failed:
+                self._pending |= failed
+                delay = min(2.0, max(0.1, delay * 2))
+            else:
+                delay = 0.0
