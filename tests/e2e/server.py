@@ -23,8 +23,10 @@ class ServerProcess:
         env: dict[str, str],
         port: int | None = None,
         open_files: int | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
+        self.args = args  # more `serve` options, e.g. ("--workers", "2")
         self.open_files = open_files  # start with this soft limit on open files
         self.port = port or free_port()
         self.env = env
@@ -44,7 +46,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
         env.update(self.env)
         exe = Path(sys.executable).with_name("scoreboard")
-        cmd = [str(exe), "serve", "--port", str(self.port), "--log-level", "warning"]
+        cmd = [str(exe), "serve", "--port", str(self.port), "--log-level", "warning", *self.args]
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
