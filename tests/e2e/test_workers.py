@@ -144,6 +144,8 @@ async def post_event(server: ServerProcess, pids: list[int], token: str) -> tupl
 
 async def test_both_workers_serve_and_see_each_others_events(workers: ServerProcess) -> None:
     pids = worker_pids(workers)
+    # Each worker leads a session of its own (see transport.workers.detach_from_parent).
+    assert [os.getsid(pid) for pid in pids] == pids
     by_worker = await spread(workers, pids)
     clients = [client for group in by_worker.values() for client in group]
     try:

@@ -145,9 +145,9 @@ def run_workers(
 def serve_worker(build: AppBuilder, options: ServeOptions, ready: Connection) -> None:
     """One worker of `serve --workers`, in its own process: build the app and serve it on its
     own SO_REUSEPORT listener until SIGTERM; tells the parent through `ready` once serving."""
-    from scoreboard.transport.workers import die_with_parent, port_socket
+    from scoreboard.transport.workers import detach_from_parent, port_socket
 
-    die_with_parent()
+    detach_from_parent()
     logging.basicConfig(level=options.log_level.upper(), format=LOG_FORMAT)
     app, settings, metrics = build()
     sock = port_socket(options.host, options.port)
