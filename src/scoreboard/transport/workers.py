@@ -63,7 +63,9 @@ def resolve_count(value: str) -> int:
     """`--workers`: a positive number, or `auto` / `0` for one per CPU this process may use."""
     text = value.strip().lower()
     if text in {"auto", "0"}:
-        return len(os.sched_getaffinity(0)) or 1
+        if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process may run on
+            return len(os.sched_getaffinity(0)) or 1
+        return os.cpu_count() or 1
     count = int(text)  # ValueError for anything else
     if count < 0:
         raise ValueError(f"--workers must be 0, auto or a positive number, not {value}")
