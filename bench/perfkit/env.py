@@ -12,6 +12,7 @@ import contextlib
 import secrets
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -119,8 +120,11 @@ def start_services(
     ports = list(range(base, base + count))
     if count > 1 and supports_workers():
         cmd = [SCOREBOARD, "serve", "--port", str(base), "--workers", str(count)]
-        proc = procs.start(f"serve-{base}", [*cmd, "--log-level", "warning"], env)
+        name = f"serve-{base}"
+        proc = procs.start(name, [*cmd, "--log-level", "warning"], env)
         wait_ready(f"http://127.0.0.1:{base}/readyz", proc, timeout)
+        # /readyz answers once the first worker listens; the load must meet all of them.
+        wait_logged(procs, name, proc, "workers serving", timeout)
         return [f"http://127.0.0.1:{base}"]
     started = []
     for port in ports:
@@ -129,6 +133,19 @@ def start_services(
     for port, proc in started:
         wait_ready(f"http://127.0.0.1:{port}/readyz", proc, timeout)
     return [f"http://127.0.0.1:{port}" for port in ports]
+
+
+def wait_logged(
+    procs: Procs, name: str, proc: subprocess.Popen[bytes], text: str, timeout: float
+) -> None:
+    """Wait until `text` is in the log of the process `name`; raises if it exits first."""
+    deadline = time.monotonic() + timeout
+    while text not in procs.log(name):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} before logging {text!r}")
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{name} did not log {text!r} within {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def pg_query(dsn: str, sql: str, *args: object) -> list[tuple[Any, ...]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +25,11 @@ from scoreboard.configuration import (
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.redact import redact_url
 from scoreboard.store.base import Store
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from scoreboard.metrics import Metrics
 
 app = typer.Typer(help="Real-time leaderboard service.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -83,28 +88,64 @@ def serve(
         bool, typer.Option(help="Trust X-Forwarded-For from --forwarded-allow-ips.")
     ] = False,
     forwarded_allow_ips: Annotated[str, typer.Option()] = "127.0.0.1",
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Server processes sharing the port: a number, or auto (or 0) for one per "
+            "CPU. More than one needs PostgreSQL + Redis (docs/SCALING.md)."
+        ),
+    ] = "1",
 ) -> None:
     """Run the service (migrates the database first)."""
-    from scoreboard.app import create_app
     from scoreboard.single import AlreadyServing, check_alone
-    from scoreboard.transport.serve import ServeOptions, run
+    from scoreboard.transport.serve import LOG_FORMAT, ServeOptions, run, run_workers
+    from scoreboard.transport.workers import resolve_count
 
     current = settings()
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    try:
+        count = resolve_count(workers)
+    except ValueError:
+        console.print(f"[red]scoreboard serve:[/] --workers {workers}: a number, 0 or auto")
+        raise typer.Exit(2) from None
+    options = ServeOptions(host, port, log_level, proxy_headers, forwarded_allow_ips, count)
     if not current.redis_url:
+        if count > 1:
+            console.print(_EMBEDDED_WORKERS.format(count=count), soft_wrap=True)
+            raise typer.Exit(2)
         shown = redact_url(current.resolved_database_url())
         console.print(f"[bold]scoreboard[/] embedded mode: {shown}")
+    require_database(current)
+    if count > 1:
+
+        def serving(pids: list[int]) -> None:
+            pid_list = ", ".join(map(str, pids))
+            console.print(f"scoreboard: {count} workers serving on {host}:{port} (pids {pid_list})")
+
+        raise typer.Exit(run_workers(_serving_app, options, serving))
     try:
         check_alone(current)
     except AlreadyServing as exc:
         console.print(f"[red]scoreboard serve refused:[/] {exc}", soft_wrap=True)
         raise typer.Exit(3) from None
-    require_database(current)
-    api = create_app(current)
-    options = ServeOptions(host, port, log_level, proxy_headers, forwarded_allow_ips)
-    run(api, current, api.state.metrics, options)
+    api, current, metrics = _serving_app(current)
+    run(api, current, metrics, options)
+
+
+_EMBEDDED_WORKERS = (
+    "[red]scoreboard serve refused:[/] --workers {count} needs PostgreSQL + Redis "
+    "(SCOREBOARD_DATABASE_URL=postgresql://..., SCOREBOARD_REDIS_URL=redis://...): the embedded "
+    "mode keeps its rank index, live updates and rate limits in ONE process (docs/SCALING.md)."
+)
+
+
+def _serving_app(settings: Settings | None = None) -> tuple[ASGIApp, Settings, Metrics]:
+    """The app `serve` runs, with its settings and metrics (in each worker with --workers)."""
+    from scoreboard.app import create_app
+
+    settings = settings or load_settings()
+    api = create_app(settings)
+    return api, settings, api.state.metrics
 
 
 @app.command()

@@ -24,8 +24,10 @@ class ServerProcess:
         port: int | None = None,
         open_files: int | None = None,
         log_level: str = "warning",
+        args: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
+        self.args = args  # more `serve` options, e.g. ("--workers", "2")
         self.open_files = open_files  # start with this soft limit on open files
         self.port = port or free_port()
         self.env = env
@@ -47,6 +49,7 @@ class ServerProcess:
         env.update(self.env)
         exe = Path(sys.executable).with_name("scoreboard")
         cmd = [str(exe), "serve", "--port", str(self.port), "--log-level", self.log_level]
+        cmd += self.args
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

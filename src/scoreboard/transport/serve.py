@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import resource
+import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from multiprocessing.connection import Connection
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -20,6 +24,12 @@ from scoreboard.transport.websocket import GuardedWebSocketProtocol
 
 log = logging.getLogger(__name__)
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# What a worker builds in its own process (`serve --workers`): the app, its settings and its
+# metrics. A module-level function, so that it can be named to a spawned process.
+AppBuilder = Callable[[], tuple[ASGIApp, Settings, Metrics]]
+
 # Where the hard limit is "unlimited", the soft limit is raised this far (Linux refuses
 # RLIM_INFINITY above fs.nr_open, 1,048,576 by default).
 _UNLIMITED_FILES = 1 << 20
@@ -32,6 +42,7 @@ class ServeOptions:
     log_level: str = "info"
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    workers: int = 1
 
 
 def protocol_classes(
@@ -94,5 +105,60 @@ def run(app: ASGIApp, settings: Settings, metrics: Metrics, options: ServeOption
     server = uvicorn.Server(build_config(app, settings, metrics, options))
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling `on_started` once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
+
+
+def run_workers(
+    build: AppBuilder, options: ServeOptions, on_serving: Callable[[list[int]], None]
+) -> int:
+    """`serve --workers N`: claim the port, supervise N workers; the exit status.
+    `on_serving(pids)` is called once, when every worker has started."""
+    from scoreboard.transport.workers import Supervisor, port_socket
+
+    files = raise_open_files_limit()  # inherited by every worker
+    log.info("open-files limit: %d", files)
+    try:
+        claim = port_socket(options.host, options.port)
+    except OSError as exc:
+        log.error("cannot bind %s:%d: %s", options.host, options.port, exc)
+        return STARTUP_FAILURE
+    log.info("serving http://%s:%d with %d workers", options.host, options.port, options.workers)
+    with claim:
+        target = partial(serve_worker, build, options)
+        return Supervisor(options.workers, target, on_serving).run()
+
+
+def serve_worker(build: AppBuilder, options: ServeOptions, ready: Connection) -> None:
+    """One worker of `serve --workers`, in its own process: build the app and serve it on its
+    own SO_REUSEPORT listener until SIGTERM; tells the parent through `ready` once serving."""
+    from scoreboard.transport.workers import detach_from_parent, port_socket
+
+    detach_from_parent()
+    logging.basicConfig(level=options.log_level.upper(), format=LOG_FORMAT)
+    app, settings, metrics = build()
+    sock = port_socket(options.host, options.port)
+
+    def started() -> None:
+        with contextlib.suppress(OSError):
+            ready.send_bytes(b"serving")
+        ready.close()
+
+    server = _Server(build_config(app, settings, metrics, options), started)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
     if not server.started:
         sys.exit(STARTUP_FAILURE)
