@@ -1,6 +1,10 @@
 """`GuardedWebSocketProtocol`: uvicorn's websockets (sans-I/O) protocol, counted and answering.
 
-Two additions to uvicorn's class:
+Three additions to uvicorn's class:
+- it offers the app a `FrameSink` (`realtime/frames.py`) under the ASGI scope's extensions, so
+  the live fan-out writes each pre-built frame to the socket as it is: one `transport.write`
+  per client and change, with uvicorn's own checks (open, not closing, not paused by the
+  transport's flow control) but no ASGI message, encoding or framing per client;
 - it releases its client address's slot in the `ConnectionGuard` when the connection ends
   (the HTTP protocol took the slot and hands it over on upgrade);
 - a handshake the websockets parser refuses (a request line over its 8 KiB, a header line
@@ -15,9 +19,13 @@ import asyncio
 from typing import Any, ClassVar
 
 from uvicorn.config import Config
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.http11 import Request
+from websockets.protocol import State
 
+from scoreboard.realtime.frames import FRAME_SINK
 from scoreboard.transport.guard import ConnectionGuard
 
 
@@ -34,6 +42,30 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._host = host
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if not self.close_sent and not self.conn.extensions:  # accepted, frames as built
+            extensions: dict[str, object] = self.scope["extensions"]  # type: ignore[assignment]
+            extensions[FRAME_SINK] = self
+
+    # -- FrameSink ---------------------------------------------------------------------------
+    def write_frame(self, data: bytes) -> bool:
+        """As uvicorn's `send` of a `websocket.send`, for a frame already built."""
+        if (
+            self.disconnected
+            or self.close_sent
+            or not self.handshake_complete
+            or self.conn.state is not State.OPEN
+        ):
+            raise ClientDisconnected()
+        if not self.writable.is_set():
+            return False
+        self.transport.write(data)
+        return True
+
+    async def wait_writable(self) -> None:
+        await self.writable.wait()
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:
