@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import orjson
-from fastapi import WebSocket
+from fastapi import FastAPI, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scoreboard.api.errors import error_body
@@ -146,6 +146,14 @@ class _AsgiWire:
 def wire_of(ws: WebSocket) -> _SinkWire | _AsgiWire:
     sink = ws.scope.get("extensions", {}).get(FRAME_SINK)
     return _AsgiWire(ws) if sink is None else _SinkWire(ws, sink)
+
+
+def add_live_route(app: FastAPI, path: str, default_format: str) -> None:
+    """The live endpoint at `path` as a plain Starlette `WebSocketRoute`: it takes no
+    dependencies, and FastAPI's WebSocket route would hold its dependency machinery (two exit
+    stacks and their frames) for as long as each connection lives. Not in the OpenAPI
+    document either way."""
+    app.router.add_websocket_route(path, make_endpoint(default_format))
 
 
 def make_endpoint(default_format: str) -> Callable[[WebSocket], Awaitable[None]]:

@@ -1,6 +1,8 @@
 """`GuardedWebSocketProtocol`: uvicorn's websockets (sans-I/O) protocol, counted and answering.
 
-Three additions to uvicorn's class:
+Four additions to uvicorn's class:
+- an idle connection holds less: lighter inbox and `writable` flag (`transport/slim.py`), and
+  the handshake's request and response objects are dropped once the handshake is answered;
 - it offers the app a `FrameSink` (`realtime/frames.py`) under the ASGI scope's extensions, so
   the live fan-out writes each pre-built frame to the socket as it is: one `transport.write`
   per client and change, with uvicorn's own checks (open, not closing, not paused by the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+from uvicorn._types import ASGISendEvent
 from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -27,6 +30,7 @@ from websockets.protocol import State
 
 from scoreboard.realtime.frames import FRAME_SINK
 from scoreboard.transport.guard import ConnectionGuard
+from scoreboard.transport.slim import Flag, Inbox
 
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -42,12 +46,26 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._host = host
+        # Lighter than the asyncio objects uvicorn makes (an idle connection holds them).
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         if not self.close_sent and not self.conn.extensions:  # accepted, frames as built
             extensions: dict[str, object] = self.scope["extensions"]  # type: ignore[assignment]
             extensions[FRAME_SINK] = self
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The handshake's request and response (and their headers) are done with: the
+            # app has its own copy of what it needs in the scope.
+            # (websockets' parser keeps the request in a generator frame: empty its headers.)
+            request = self.__dict__.pop("request", None)
+            if isinstance(request, Request):
+                request.headers.clear()
+            self.__dict__.pop("response", None)
 
     # -- FrameSink ---------------------------------------------------------------------------
     def write_frame(self, data: bytes) -> bool:
