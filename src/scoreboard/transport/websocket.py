@@ -98,6 +98,18 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         exc = self.conn.handshake_exc
         if exc is None or self.transport.is_closing():
             return
+        self._refuse_handshake(exc)
+
+    def handle_handshake_exception(self) -> None:
+        # uvicorn >= 0.5x answers a refused handshake itself (plain text); ours has the
+        # project's error shape. Older versions never call this (see `data_received`).
+        exc = self.conn.handshake_exc
+        if exc is None or self.transport.is_closing():
+            super().handle_handshake_exception()
+            return
+        self._refuse_handshake(exc)
+
+    def _refuse_handshake(self, exc: Exception) -> None:
         refusal = self.guard.answers.for_handshake_error(exc)
         refusal.count()
         self.handshake_complete = self.close_sent = True
