@@ -222,7 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(ops.router)
-    app.add_api_websocket_route("/ws/leaderboard", ws.make_endpoint("canonical"))
+    ws.add_live_route(app, "/ws/leaderboard", "canonical")
     compat.install(app)
     _mount_web(app)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)

@@ -16,6 +16,7 @@ import orjson
 from scoreboard.domain.ranking import RankedEntry, Standing
 from scoreboard.realtime.dialects import CanonicalDialect, Dialect
 from scoreboard.realtime.dialects_compat import Seed003Dialect
+from scoreboard.realtime.frames import TextFrame
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.memory import MemoryRankIndex
 from scoreboard.realtime.subscriber import Subscriber
@@ -29,9 +30,15 @@ class Recorder:
         if draining:
             self.gate.set()
 
-    async def send(self, text: str) -> None:
+    def write(self, frame: TextFrame) -> bool:
+        if not self.gate.is_set():
+            return False
+        self.frames.append(orjson.loads(frame.text))
+        return True
+
+    async def send(self, frame: TextFrame) -> None:
         await self.gate.wait()
-        self.frames.append(orjson.loads(text))
+        self.frames.append(orjson.loads(frame.text))
 
     async def close(self, code: int, reason: str) -> None:
         await self.gate.wait()

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import uvicorn
 from tests.conftest import free_port
+from uvicorn.protocols.utils import ClientDisconnected
 from websockets.asyncio.client import connect
 
 from scoreboard.config import Settings
 from scoreboard.metrics import Metrics
+from scoreboard.realtime.frames import FRAME_SINK, TextFrame
 from scoreboard.transport.serve import ServeOptions, build_config
 
 WAIT = 30.0
@@ -46,8 +48,17 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     else:
         await receive()
         await send({"type": "websocket.accept"})
+        sink = scope["extensions"].get(FRAME_SINK) if scope["path"] == "/sink" else None
         while (message := await receive())["type"] == "websocket.receive":
-            await send({"type": "websocket.send", "text": message["text"]})
+            if sink is None:
+                await send({"type": "websocket.send", "text": message["text"]})
+            else:  # the live fan-out's way: the frame built once, written as it is
+                for _ in range(3):
+                    while not sink.write_frame(TextFrame("sink:" + message["text"]).data):
+                        await sink.wait_writable()
+        if sink is not None:
+            with pytest.raises(ClientDisconnected):  # the connection is gone: said so
+                sink.write_frame(TextFrame("late").data)
 
 
 @dataclass
@@ -206,6 +217,16 @@ async def test_a_websocket_holds_its_slot_until_it_closes(running: Running) -> N
         assert (running.open("http"), running.open("websocket")) == (0, 1)
     assert await wait_for(lambda: running.guard.held("127.0.0.1") == (0, 0))
     assert running.open("websocket") == 0
+
+
+async def test_a_websocket_is_offered_the_frame_sink(running: Running) -> None:
+    text = "é" * 15_000  # a 16-bit length frame (the server takes client frames to 64 KiB)
+    async with connect(f"ws://127.0.0.1:{running.port}/sink", open_timeout=WAIT) as ws:
+        await ws.send(text)
+        for _ in range(3):
+            assert await asyncio.wait_for(ws.recv(), WAIT) == "sink:" + text
+        await ws.send("again")
+        assert await asyncio.wait_for(ws.recv(), WAIT) == "sink:again"
 
 
 async def status_of(running: Running, request: bytes) -> int:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import orjson
-from fastapi import WebSocket
+from fastapi import FastAPI, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scoreboard.api.errors import error_body
@@ -23,6 +23,7 @@ from scoreboard.container import Services
 from scoreboard.domain.errors import DomainError, Unauthenticated, ValidationFailed
 from scoreboard.domain.times import now_rfc3339
 from scoreboard.realtime.dialects import Dialect
+from scoreboard.realtime.frames import FRAME_SINK, FrameSink, TextFrame
 from scoreboard.realtime.subscriber import CloseCode, Subscriber
 from scoreboard.service.identity import Principal
 from scoreboard.service.leaderboard import MAX_LIMIT, check_range, check_scope
@@ -104,19 +105,55 @@ class SendBuffer:
         await self.app(scope, receive, send)
 
 
-class _Wire:
-    """`realtime.subscriber.Wire` over a Starlette WebSocket."""
+class _SinkWire:
+    """`realtime.subscriber.Wire` over the server's `FrameSink` (closes go through ASGI)."""
+
+    __slots__ = ("_sink", "_ws")
+
+    def __init__(self, ws: WebSocket, sink: FrameSink) -> None:
+        self._ws = ws
+        self._sink = sink
+
+    def write(self, frame: TextFrame) -> bool:
+        return self._sink.write_frame(frame.data)
+
+    async def send(self, frame: TextFrame) -> None:
+        while not self._sink.write_frame(frame.data):
+            await self._sink.wait_writable()
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code=code, reason=reason)
+
+
+class _AsgiWire:
+    """`realtime.subscriber.Wire` over a Starlette WebSocket (any other ASGI server)."""
 
     __slots__ = ("_ws",)
 
     def __init__(self, ws: WebSocket) -> None:
         self._ws = ws
 
-    async def send(self, text: str) -> None:
-        await self._ws.send({"type": "websocket.send", "text": text})
+    def write(self, frame: TextFrame) -> bool:
+        return False
+
+    async def send(self, frame: TextFrame) -> None:
+        await self._ws.send({"type": "websocket.send", "text": frame.text})
 
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code=code, reason=reason)
+
+
+def wire_of(ws: WebSocket) -> _SinkWire | _AsgiWire:
+    sink = ws.scope.get("extensions", {}).get(FRAME_SINK)
+    return _AsgiWire(ws) if sink is None else _SinkWire(ws, sink)
+
+
+def add_live_route(app: FastAPI, path: str, default_format: str) -> None:
+    """The live endpoint at `path` as a plain Starlette `WebSocketRoute`: it takes no
+    dependencies, and FastAPI's WebSocket route would hold its dependency machinery (two exit
+    stacks and their frames) for as long as each connection lives. Not in the OpenAPI
+    document either way."""
+    app.router.add_websocket_route(path, make_endpoint(default_format))
 
 
 def make_endpoint(default_format: str) -> Callable[[WebSocket], Awaitable[None]]:
@@ -138,7 +175,7 @@ def make_endpoint(default_format: str) -> Callable[[WebSocket], Awaitable[None]]
             return
         await websocket.accept(subprotocol=subprotocol)
         hub, gauge = services.hub, services.metrics.ws_connections
-        async with hub.subscription(scope, limit, dialect, _Wire(websocket)) as sub:
+        async with hub.subscription(scope, limit, dialect, wire_of(websocket)) as sub:
             gauge.inc()
             try:
                 _expire_at(sub, principal)
@@ -164,7 +201,7 @@ def _expire_at(sub: Subscriber, principal: Principal | None) -> None:
     heap; cancelled with the subscription)."""
     if principal is None:
         return
-    error = error_frame(Unauthenticated("Authentication token expired."))
+    error = TextFrame(error_frame(Unauthenticated("Authentication token expired.")))
     delay = max(0.0, principal.expires_at - time.time())
     sub.expiry = asyncio.get_running_loop().call_later(
         delay, sub.close, CloseCode.UNAUTHENTICATED, "Token expired.", error

@@ -27,6 +27,7 @@ import orjson
 from scoreboard.domain.ranking import RankedEntry
 from scoreboard.domain.times import now_rfc3339
 from scoreboard.realtime.dialects import Dialect
+from scoreboard.realtime.frames import TextFrame, frames
 from scoreboard.realtime.subscriber import (
     CLOSE_GRACE_SECONDS,
     CloseCode,
@@ -101,7 +102,7 @@ class Hub:
         async with self._lock:
             items = tuple(await self._top(scope, limit))
             await dialect.prepare(items)
-            sub.show(dialect.snapshot(limit, items, now_rfc3339()), items)
+            sub.show(frames(dialect.snapshot(limit, items, now_rfc3339())), items)
             self._subs.setdefault(scope, set()).add(sub)
         try:
             yield sub
@@ -135,12 +136,12 @@ class Hub:
                 if not subs:
                     continue
                 top, stamp = await self._read(scope, subs)
-                snapshots: dict[tuple[Dialect, int], list[str]] = {}
+                snapshots: dict[tuple[Dialect, int], list[TextFrame]] = {}
                 for sub in subs:
                     items = tuple(top[: sub.limit])
                     key = (sub.dialect, sub.limit)
                     if key not in snapshots:
-                        snapshots[key] = sub.dialect.snapshot(sub.limit, items, stamp)
+                        snapshots[key] = frames(sub.dialect.snapshot(sub.limit, items, stamp))
                     sub.resnapshot(snapshots[key], items)
 
     # -- fan-out -------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ class Hub:
         """Every `ping_seconds`, one ping frame, encoded once, to every client."""
         while True:
             await asyncio.sleep(self._ping)
-            message = orjson.dumps({"type": "ping", "timestamp": now_rfc3339()}).decode()
+            message = TextFrame(orjson.dumps({"type": "ping", "timestamp": now_rfc3339()}).decode())
             for sub in self._all():
                 sub.ping(message)
 
@@ -216,7 +217,7 @@ class _Pass:
         self._stamp = stamp
         self._states: dict[int, Items] = {}
         self._unchanged: dict[tuple[int, int], bool] = {}
-        self._encoded: dict[tuple[Dialect, int, int], list[str]] = {}
+        self._encoded: dict[tuple[Dialect, int, int], list[TextFrame]] = {}
         self._pinned: list[object] = []
 
     def deliver(self, subs: set[Subscriber]) -> None:
@@ -234,15 +235,15 @@ class _Pass:
             if not unchanged:
                 sub.show(self._messages(sub, items), items)
 
-    def _messages(self, sub: Subscriber, items: Items) -> list[str]:
+    def _messages(self, sub: Subscriber, items: Items) -> list[TextFrame]:
         shown = sub.shown
         key = (sub.dialect, sub.limit, id(shown))
         messages = self._encoded.get(key)
         if messages is None:
             if shown is None:
-                messages = sub.dialect.snapshot(sub.limit, items, self._stamp)
+                texts = sub.dialect.snapshot(sub.limit, items, self._stamp)
             else:
-                messages = sub.dialect.update(sub.limit, shown, items, self._stamp)
-            self._encoded[key] = messages
+                texts = sub.dialect.update(sub.limit, shown, items, self._stamp)
+            messages = self._encoded[key] = frames(texts)
             self._pinned.append(shown)
         return messages

@@ -6,10 +6,12 @@ change replaces them, re-encoded from what was sent, so diff dialects stay exact
 pending server notice (a keepalive ping) and one close. Nothing accumulates however slow the
 client: its memory is the slots plus what the server's socket buffers.
 
-Sends start in the caller (the hub's fan-out) and finish there when the socket takes them at
-once, as it does for a client that keeps up: no task per message. Only a send that has to wait
-moves to a task of its own (`_resume`), which ends when the slots are empty, so an idle
-connection has no task and a slow one never holds up the fan-out. Replies to a client's
+Sends happen in the caller (the hub's fan-out) when the socket takes them at once, as it does
+for a client that keeps up: the pre-built frames (`realtime/frames.py`) are handed to the wire
+synchronously (`Wire.write`), no coroutine, task or ASGI message per message. Only a send that
+has to wait, and the close, move to a coroutine (`_flush`, started inline; a task of its own,
+`_resume`, once it waits), which ends when the slots are empty, so an idle connection has no
+task and a slow one never holds up the fan-out. Replies to a client's
 frames are sent inline by the connection's reader (`reply`), before it reads the next frame:
 a client's replies wait on its own reading, never in a buffer, and a burst of pings never
 evicts a client that reads.
@@ -32,6 +34,7 @@ from typing import Any, Protocol
 
 from scoreboard.domain.ranking import RankedEntry
 from scoreboard.realtime.dialects import Dialect
+from scoreboard.realtime.frames import TextFrame
 
 Items = tuple[RankedEntry, ...]
 
@@ -55,7 +58,12 @@ TOO_SLOW = "Client too slow; reconnect for a fresh snapshot."
 class Wire(Protocol):
     """The connection's transport, as the subscriber needs it."""
 
-    async def send(self, text: str) -> None:
+    def write(self, frame: TextFrame) -> bool:
+        """Hand `frame` to the socket now if it takes it without waiting; False when it would
+        have to wait (then `send` it). Raises once the connection is gone."""
+        ...
+
+    async def send(self, frame: TextFrame) -> None:
         """Send one text frame. May wait while the socket does not drain; raises once the
         connection is gone."""
         ...
@@ -97,9 +105,9 @@ class Subscriber:
         self.dialect = dialect
         self.shown: Items | None = None
         self.target: Items = ()
-        self.board: Sequence[str] | None = None
-        self.notice: str | None = None
-        self.closing: tuple[int, str, str | None] | None = None
+        self.board: Sequence[TextFrame] | None = None
+        self.notice: TextFrame | None = None
+        self.closing: tuple[int, str, TextFrame | None] | None = None
         self.evicted = False
         self.abandoned = False
         self.sending_since: float | None = None  # loop time the oldest unfinished send began
@@ -116,24 +124,24 @@ class Subscriber:
         """The state the client is moving to (its state, when nothing is pending)."""
         return self.target if self.board is not None else self.shown
 
-    def show(self, messages: Sequence[str], items: Items) -> None:
+    def show(self, messages: Sequence[TextFrame], items: Items) -> None:
         """Replace the pending board change: `messages` move the client from `shown` (a
         snapshot when `shown` is None) to `items`."""
         if self.closing is None:
             self.board, self.target = messages, items
             self._kick()
 
-    def resnapshot(self, messages: Sequence[str], items: Items) -> None:
+    def resnapshot(self, messages: Sequence[TextFrame], items: Items) -> None:
         """The next board message is the snapshot `messages` of `items`, whatever was sent."""
         self.shown = None
         self.show(messages, items)
 
-    def ping(self, message: str) -> None:
+    def ping(self, message: TextFrame) -> None:
         if self.closing is None:
             self.notice = message
             self._kick()
 
-    def close(self, code: int, reason: str, last_words: str | None = None) -> None:
+    def close(self, code: int, reason: str, last_words: TextFrame | None = None) -> None:
         """Discard what is pending; send `last_words` (if any) and the close, once."""
         if self.closing is None:
             self.closing = (code, reason, last_words)
@@ -163,36 +171,57 @@ class Subscriber:
     async def reply(self, message: str) -> None:
         """Answer a client frame now (see the module docstring)."""
         if self.closing is None:
-            await self._timed(self._wire.send(message))
+            await self._send(TextFrame(message))
 
     def _kick(self) -> None:
         if self._flusher is not None or self.abandoned:
             return
-        flush = self._flush()
+        try:
+            rest = self._write_now()
+        except Exception:
+            return  # the connection is gone; its reader sees the disconnect
+        if rest is None:
+            return
+        flush = self._flush(rest)
         try:
             waiting = flush.send(None)  # run it here until it would wait, if it ever does
         except StopIteration:
             return
         self._flusher = self._loop.create_task(_resume(flush, waiting))
 
-    async def _flush(self) -> None:
+    def _write_now(self) -> Sequence[TextFrame] | None:
+        """Empty the slots into the socket while it takes frames at once. None: all sent;
+        else what is left to send, waiting, before the slots (and the close)."""
+        wire = self._wire
+        while self.closing is None:
+            batch = self._take()
+            if batch is None:
+                return None
+            for n, frame in enumerate(batch):
+                if not wire.write(frame):
+                    return batch[n:]
+        return ()
+
+    async def _flush(self, rest: Sequence[TextFrame]) -> None:
         try:
+            for frame in rest:
+                await self._send(frame)
             while self.closing is None:
                 batch = self._take()
                 if batch is None:
                     return
-                for message in batch:
-                    await self._timed(self._wire.send(message))
+                for frame in batch:
+                    await self._send(frame)
             code, reason, last_words = self.closing
             if last_words is not None:
-                await self._timed(self._wire.send(last_words))
+                await self._send(last_words)
             await self._timed(self._wire.close(code, reason))
         except Exception:
             return  # the connection is gone; its reader sees the disconnect
         finally:
             self._flusher = None
 
-    def _take(self) -> Sequence[str] | None:
+    def _take(self) -> Sequence[TextFrame] | None:
         if self.notice is not None:
             notice, self.notice = self.notice, None
             return (notice,)
@@ -200,6 +229,10 @@ class Subscriber:
         if board is not None:
             self.shown, self.board = self.target, None
         return board
+
+    async def _send(self, frame: TextFrame) -> None:
+        if not self._wire.write(frame):
+            await self._timed(self._wire.send(frame))
 
     async def _timed(self, sending: Awaitable[None]) -> None:
         """Await a send, keeping `sending_since` for the hub's sweep (the reader's reply and

@@ -21,5 +21,5 @@ def install(app: FastAPI) -> None:
     app.include_router(spec002_003.router)
     app.include_router(spec004.router)
     # 002's live endpoint speaks the canonical protocol; 003's its own snapshot/update/remove.
-    app.add_api_websocket_route("/scoreboard", ws.make_endpoint("canonical"))
-    app.add_api_websocket_route("/api/ws/leaderboard", ws.make_endpoint(Seed003Dialect.name))
+    ws.add_live_route(app, "/scoreboard", "canonical")
+    ws.add_live_route(app, "/api/ws/leaderboard", Seed003Dialect.name)
