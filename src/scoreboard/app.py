@@ -18,9 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
 from scoreboard.api import compat, errors, openapi, ops, v1, ws
-from scoreboard.api.budget import RequestBudget
-from scoreboard.api.middleware import BodyLimit, RequestMetrics
-from scoreboard.api.text import TextGuard
+from scoreboard.api.middleware import RequestLayer
 from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
 from scoreboard.container import Services
@@ -212,11 +210,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_websocket_route("/ws/leaderboard", ws.make_endpoint("canonical"))
     compat.install(app)
     _mount_web(app)
-    app.add_middleware(RequestMetrics, observe=metrics.observe_request)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestBudget, seconds=settings.db_timeout_seconds)
-    # NUL in a path, query or header reaches nothing inside (TextGuard passes `send` through).
-    app.add_middleware(TextGuard)
+    app.add_middleware(
+        RequestLayer,
+        max_bytes=settings.max_body_bytes,
+        budget_seconds=settings.db_timeout_seconds,
+        observe=metrics.observe_request,
+    )
     # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
     app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)
     openapi.install(app)
