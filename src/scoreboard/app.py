@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
 from scoreboard.api import compat, errors, openapi, ops, v1, ws
+from scoreboard.api.hot import HotRoutes
 from scoreboard.api.middleware import RequestLayer
 from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
@@ -194,7 +195,9 @@ def _mount_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> FastAPI:
+    """The app. `hot_routes=False` leaves the hot routes to FastAPI alone (`api/hot.py`): the
+    equivalence tests compare the two; it is not a setting."""
     settings = settings or Settings()
     app = FastAPI(
         title="scoreboard",
@@ -210,6 +213,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_websocket_route("/ws/leaderboard", ws.make_endpoint("canonical"))
     compat.install(app)
     _mount_web(app)
+    if hot_routes:  # inside the request layer: its checks, budget and metrics cover them
+        app.add_middleware(HotRoutes)
     app.add_middleware(
         RequestLayer,
         max_bytes=settings.max_body_bytes,
