@@ -200,6 +200,9 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     equivalence tests compare the two; it is not a setting."""
     settings = settings or Settings()
     app = FastAPI(
+        # FastAPI's native OpenTelemetry is not used (metrics are Prometheus, `metrics.py`);
+        # left on, it asks the global providers whether it is configured on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="scoreboard",
         version=__version__,
         description="Real-time leaderboard: durable score events and a live top-N.",
