@@ -162,16 +162,15 @@ class HotRoutes:
         self, route: HotRoute, handler: Read, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """Answer a read route with `handler`'s body, or fall through."""
+        scope["route"] = route  # the router sets its own when the request falls through
         try:
             body = await handler(scope, _services(scope))
         except _FallThrough:
             await self.app(scope, receive, send)
             return
         except DomainError as error:
-            scope["route"] = route
             await domain_response(error)(scope, receive, send)
             return
-        scope["route"] = route
         await _send_json(send, 200, body)
 
     async def _board(self, scope: Scope, services: Services) -> bytes:
