@@ -37,6 +37,8 @@ from scoreboard.domain.times import rfc3339
 from scoreboard.service.leaderboard import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
 
 JSON_HEADERS = (b"content-type", b"application/json")
+BOARD_PARAMS = frozenset({b"limit", b"offset", b"scope"})
+MINE_PARAMS = frozenset({b"scope", b"around"})
 WANTED = frozenset({b"authorization", b"content-type", b"content-length", b"idempotency-key"})
 # Characters a query value may hold and mean itself (no escape, no `+`).
 PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
@@ -174,7 +176,7 @@ class HotRoutes:
         await _send_json(send, 200, body)
 
     async def _board(self, scope: Scope, services: Services) -> bytes:
-        params = _query(scope["query_string"], frozenset({b"limit", b"offset", b"scope"}))
+        params = _query(scope["query_string"], BOARD_PARAMS)
         limit = _int(params, b"limit", 10, 1, MAX_LIMIT)
         offset = _int(params, b"offset", 0, 0, MAX_OFFSET)
         board_scope = params.get(b"scope", b"global").decode()
@@ -192,7 +194,7 @@ class HotRoutes:
         return orjson.dumps(body)
 
     async def _mine(self, scope: Scope, services: Services) -> bytes:
-        params = _query(scope["query_string"], frozenset({b"scope", b"around"}))
+        params = _query(scope["query_string"], MINE_PARAMS)
         headers = _headers(scope)
         around = _int(params, b"around", 1, 0, MAX_AROUND)
         board_scope = params.get(b"scope", b"global").decode()
