@@ -18,9 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
 from scoreboard.api import compat, docs_pages, errors, openapi, ops, v1, ws
-from scoreboard.api.budget import RequestBudget
-from scoreboard.api.middleware import BodyLimit, RequestMetrics
-from scoreboard.api.text import TextGuard
+from scoreboard.api.hot import HotRoutes
+from scoreboard.api.middleware import RequestLayer
 from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
 from scoreboard.container import Services
@@ -206,9 +205,14 @@ def _mount_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> FastAPI:
+    """The app. `hot_routes=False` leaves the hot routes to FastAPI alone (`api/hot.py`): the
+    equivalence tests compare the two; it is not a setting."""
     settings = settings or Settings()
     app = FastAPI(
+        # FastAPI's native OpenTelemetry is not used (metrics are Prometheus, `metrics.py`);
+        # left on, it asks the global providers whether it is configured on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="scoreboard",
         version=__version__,
         description="Real-time leaderboard: durable score events and a live top-N.",
@@ -225,11 +229,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ws.add_live_route(app, "/ws/leaderboard", "canonical")
     compat.install(app)
     _mount_web(app)
-    app.add_middleware(RequestMetrics, observe=metrics.observe_request)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestBudget, seconds=settings.db_timeout_seconds)
-    # NUL in a path, query or header reaches nothing inside (TextGuard passes `send` through).
-    app.add_middleware(TextGuard)
+    if hot_routes:  # inside the request layer: its checks, budget and metrics cover them
+        app.add_middleware(HotRoutes)
+    app.add_middleware(
+        RequestLayer,
+        max_bytes=settings.max_body_bytes,
+        budget_seconds=settings.db_timeout_seconds,
+        observe=metrics.observe_request,
+    )
     # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
     app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)
     openapi.install(app)

@@ -4,7 +4,7 @@
 answer. Each store call is bounded on its own (`store.guard.Guard`), but a request makes several
 (the account lookup, then the write; or it queues behind a batch that is itself waiting), and
 bounds that each restart would add up. So an HTTP request opens a `Budget` (see
-`api.budget.RequestBudget`) and every bounded wait made for it takes the smaller of its own
+`api.middleware.RequestLayer`) and every bounded wait made for it takes the smaller of its own
 bound and what is left of the budget.
 
 The clock starts at the request's first database call, not at its arrival: time spent reading

@@ -28,7 +28,7 @@ MODULES = {
 # Used as programs or plugins, not imported: the linters/type checker CI runs, and pytest
 # plugins pytest loads by entry point.
 # Bounded tighter than the next major, with the reason in pyproject.toml.
-TIGHTER = {"uvicorn": "0.55"}
+TIGHTER = {"uvicorn": "0.56"}
 NOT_IMPORTED = {"ruff", "mypy", "pytest-timeout", "pytest-asyncio"}
 
 

@@ -11,7 +11,9 @@ from scoreboard.domain.errors import Unauthenticated
 from scoreboard.service.identity import Principal
 
 
-def get_services(request: Request) -> Services:
+# The dependencies are `async def` although they do not wait: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop per request for a dictionary lookup.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -39,7 +41,7 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 

@@ -1,4 +1,21 @@
-"""ASGI middleware: request body size cap, and request metrics."""
+"""`RequestLayer`: the one ASGI layer of ours in front of every HTTP request and WebSocket
+handshake (only `ws.SendBuffer` and Starlette's own error middleware are outside it).
+
+In this order, for what used to be four middlewares:
+
+1. text: a NUL in the decoded path, the query string or a header value is refused with 400
+   `VALIDATION_FAILED` (`api/text.py` owns the rule; handshakes get an error frame and 1008);
+2. budget: the request's database work shares one `SCOREBOARD_DB_TIMEOUT_SECONDS` budget
+   (`scoreboard.deadline`); WebSocket connections keep the per-call bound;
+3. body limit: a body over `max_bytes` (declared length or streamed) is refused with 413
+   before the route reads it, so a huge body costs neither memory nor a half-done write;
+4. metrics: requests counted and timed, labelled by route template (`scope["route"].path`,
+   "unmatched" when no route took it); the 400 and the declared-length 413 above are
+   answered before it, as they always were.
+
+One pass over the headers serves the NUL check and the declared length; per request the
+layer makes one small responder object and no closures.
+"""
 
 from __future__ import annotations
 
@@ -9,48 +26,89 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scoreboard.api.errors import error_payload
+from scoreboard.api.text import refuse_not_text
+from scoreboard.deadline import request_budget
+
+Observe = Callable[[str, str, int, float], None]
 
 
 class _TooLarge(Exception):
     pass
 
 
-class BodyLimit:
-    """Refuse bodies over `max_bytes` with 413 before the route reads them (declared length or
-    streamed), so a huge body costs neither memory nor a half-done write. The 413 body is the
-    route's own error style (`error_payload`)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        responder = _LimitedResponder(self.app, self.max_bytes, scope, receive, send)
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await responder.refuse()
-            return
-        await responder.run()
+def _scan(scope: Scope) -> tuple[str | None, bytes | None]:
+    """(the first part of the request holding a NUL or None, the declared content-length
+    or None): one pass over the headers."""
+    declared: bytes | None = None
+    bad: str | None = None
+    if "\x00" in scope["path"]:
+        bad = "path"
+    else:
+        query: bytes = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            bad = "query"
+    for name, value in scope["headers"]:
+        if bad is None and b"\x00" in value:
+            bad = f"header {name.decode('latin-1')}"
+        if name == b"content-length":
+            declared = value  # the last one, as `dict(headers)` had it
+    return bad, declared
 
 
-class _LimitedResponder:
-    """One request's state: bytes received so far, and whether the 413 was sent."""
+class RequestLayer:
+    """Text guard, request budget, body limit and request metrics (module doc)."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, scope: Scope, receive: Receive, send: Send
+        self, app: ASGIApp, *, max_bytes: int, budget_seconds: float, observe: Observe
     ) -> None:
-        self.app, self.max_bytes = app, max_bytes
+        self.app = app
+        self.max_bytes = max_bytes
+        self.budget_seconds = budget_seconds
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "websocket" and (part := _scan(scope)[0]) is not None:
+                await refuse_not_text(scope, receive, send, part)
+                return
+            await self.app(scope, receive, send)
+            return
+        part, declared = _scan(scope)
+        if part is not None:
+            await refuse_not_text(scope, receive, send, part)
+            return
+        with request_budget(self.budget_seconds):
+            responder = _Responder(self, scope, receive, send)
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+                await responder.refuse()
+                return
+            await responder.run()
+
+
+class _Responder:
+    """One request's state: bytes received so far, the status the app sent, whether the 413
+    was sent."""
+
+    __slots__ = ("layer", "receive", "received", "refused", "scope", "send", "status", "too_large")
+
+    def __init__(self, layer: RequestLayer, scope: Scope, receive: Receive, send: Send) -> None:
+        self.layer = layer
         self.scope, self.receive, self.send = scope, receive, send
         self.received = 0
+        self.status = 500
         self.too_large = False
         self.refused = False
 
     async def run(self) -> None:
+        scope = self.scope
+        start = time.perf_counter()
         try:
-            await self.app(self.scope, self.limited_receive, self.guarded_send)
+            try:
+                await self.layer.app(scope, self.limited_receive, self.guarded_send)
+            finally:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                self.layer.observe(scope["method"], path, self.status, time.perf_counter() - start)
         except _TooLarge:
             await self.refuse()
 
@@ -58,12 +116,14 @@ class _LimitedResponder:
         message = await self.receive()
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
-            if self.received > self.max_bytes:
+            if self.received > self.layer.max_bytes:
                 self.too_large = True
                 raise _TooLarge
         return message
 
     async def guarded_send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
         # The framework may turn our receive error into its own 4xx: answer 413 instead.
         if self.too_large:
             await self.refuse()
@@ -74,36 +134,8 @@ class _LimitedResponder:
         if self.refused:
             return
         self.refused = True
-        message = f"The request body exceeds {self.max_bytes} bytes."
+        message = f"The request body exceeds {self.layer.max_bytes} bytes."
         body = orjson.dumps(error_payload(self.scope, 413, "PAYLOAD_TOO_LARGE", message))
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await self.send({"type": "http.response.start", "status": 413, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})
-
-
-class RequestMetrics:
-    """Counts requests and times them, labelled by route template (not raw path)."""
-
-    def __init__(self, app: ASGIApp, observe: Callable[[str, str, int, float], None]) -> None:
-        self.app = app
-        self.observe = observe
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.observe(scope["method"], path, status, time.perf_counter() - start)

@@ -5,8 +5,9 @@ Such characters are valid JSON escapes (`\\u0000`, `\\ud800`) and valid percent-
 lone surrogate, and an Argon2 hash of one raised. They are refused with 400
 `VALIDATION_FAILED` before any route runs, in two places that together see every input:
 
-- `TextGuard` (ASGI middleware) checks the decoded path (path parameters), the query string
-  and every header value, of HTTP requests and WebSocket handshakes alike. Percent-decoding
+- `api.middleware.RequestLayer` (the one ASGI layer, in its single pass over the headers)
+  checks the decoded path (path parameters), the query string and every header value, of
+  HTTP requests and WebSocket handshakes alike, and answers with `refuse_not_text`. Percent-decoding
   replaces invalid UTF-8 with U+FFFD, so only NUL can arrive that way; it costs one substring
   search per part.
 - `CheckedRoute` (the route class of every router) decodes JSON bodies with `decode_json`:
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from scoreboard.api.errors import error_payload
 
@@ -75,35 +76,15 @@ class CheckedRoute(APIRoute):
         return checked
 
 
-def _bad_part(scope: Scope) -> str | None:
-    """The name of the first part of the request that holds a NUL, or None."""
-    if "\x00" in scope["path"]:
-        return "path"
-    query: bytes = scope.get("query_string", b"")
-    if b"%00" in query or b"\x00" in query:
-        return "query"
-    for name, value in scope["headers"]:
-        if b"\x00" in value:
-            return f"header {name.decode('latin-1')}"
-    return None
-
-
-class TextGuard:
-    """Refuse requests and handshakes whose path, query or headers hold NUL (module doc)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or (part := _bad_part(scope)) is None:
-            await self.app(scope, receive, send)
-            return
-        details = [{"field": part, "problem": NUL_MESSAGE}]
-        payload = error_payload(scope, 400, "VALIDATION_FAILED", NUL_MESSAGE, details)
-        if scope["type"] == "http":
-            await _answer(send, 400, orjson.dumps(payload))
-        else:
-            await _refuse_handshake(receive, send, orjson.dumps(payload))
+async def refuse_not_text(scope: Scope, receive: Receive, send: Send, part: str) -> None:
+    """Answer a request or handshake whose `part` (path, query or a header) holds a NUL:
+    400 `VALIDATION_FAILED`, or for a handshake an error frame and close 1008."""
+    details = [{"field": part, "problem": NUL_MESSAGE}]
+    payload = error_payload(scope, 400, "VALIDATION_FAILED", NUL_MESSAGE, details)
+    if scope["type"] == "http":
+        await _answer(send, 400, orjson.dumps(payload))
+    else:
+        await _refuse_handshake(receive, send, orjson.dumps(payload))
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
