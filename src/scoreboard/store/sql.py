@@ -192,7 +192,7 @@ class SqlStore:
         walker = asyncio.create_task(self._walk(pages, page_size))
         try:
             guard = self._walk_guard
-            while (page := await guard.run(_next_page(pages, walker))) is not None:
+            while (page := await guard.run(sql_standings.next_page(pages, walker))) is not None:
                 if page:  # an empty page only shows the walk advancing
                     yield page
         finally:
@@ -293,20 +293,3 @@ if TYPE_CHECKING:
 
     def _implements_store(store: SqlStore) -> Store:  # mypy checks SqlStore against Store
         return store
-
-
-async def _next_page(
-    pages: asyncio.Queue[list[Standing] | None], walker: asyncio.Task[None]
-) -> list[Standing] | None:
-    """The walker's next page; None at the end; the walker's error if it failed."""
-    getter = asyncio.ensure_future(pages.get())
-    try:
-        await asyncio.wait({getter, walker}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        getter.cancel()
-    if getter.done() and not getter.cancelled():
-        return getter.result()
-    if not pages.empty():
-        return pages.get_nowait()
-    walker.result()  # raises what ended the walk
-    return None

@@ -7,6 +7,7 @@ row; the join on `users` keeps reads right even so).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from itertools import starmap
 
@@ -160,3 +161,20 @@ async def standing_of(conn: AsyncConnection, user_id: str) -> tuple[Standing, in
     if row is None:
         return None
     return standing_from_row(row), int(row.ahead) + 1
+
+
+async def next_page(
+    pages: asyncio.Queue[list[Standing] | None], walker: asyncio.Task[None]
+) -> list[Standing] | None:
+    """The walker's next page; None at the end; the walker's error if it failed."""
+    getter = asyncio.ensure_future(pages.get())
+    try:
+        await asyncio.wait({getter, walker}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        getter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    if not pages.empty():
+        return pages.get_nowait()
+    walker.result()  # raises what ended the walk
+    return None
