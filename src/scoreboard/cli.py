@@ -196,20 +196,30 @@ async def _reindex(settings: Settings, *, wait: float = 60.0) -> int | None:
             backends.broker,
             check_seconds=settings.index_check_seconds,
         )
-        total = await _board_size(backends.store)
+        # Counted while the rebuild runs: a count of a big board takes seconds of its own.
+        counting = asyncio.create_task(_board_size(backends.store))
         deadline = asyncio.get_running_loop().time() + wait
         with Progress(
             TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), console=console
         ) as progress:
-            task = progress.add_task("users", total=total)
-            while True:
-                progress.reset(task, total=total)
-                count = await board.rebuild(on_page=lambda n: progress.advance(task, n))
-                if count is not None:
-                    progress.update(task, total=count, completed=count)
-                if count is not None or asyncio.get_running_loop().time() >= deadline:
-                    return count
-                await asyncio.sleep(0.5)
+            task = progress.add_task("users", total=None)
+
+            def show_total(done: asyncio.Task[int | None]) -> None:
+                if not done.cancelled():
+                    progress.update(task, total=done.result())
+
+            counting.add_done_callback(show_total)
+            try:
+                while True:
+                    progress.reset(task)
+                    count = await board.rebuild(on_page=lambda n: progress.advance(task, n))
+                    if count is not None:
+                        progress.update(task, total=count, completed=count)
+                    if count is not None or asyncio.get_running_loop().time() >= deadline:
+                        return count
+                    await asyncio.sleep(0.5)
+            finally:
+                counting.cancel()
     finally:
         await backends.close()
 

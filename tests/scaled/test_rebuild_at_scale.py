@@ -114,19 +114,43 @@ async def test_the_store_walks_the_board_in_one_pass(
     big_store: tuple[SqlStore, list[str]], database_url: str
 ) -> None:
     """One streamed statement per table, not one per page: a query per page made SQLite
-    rescan the rank index from the top for every page (quadratic in the board's size)."""
+    rescan the rank index from the top for every page (quadratic in the board's size).
+    Counted through SQLAlchemy and at the driver (the walk reads the driver's cursor)."""
     store, active = big_store
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
+    class Counting:
+        """The driver's connection, counting the statements the walk sends through it."""
+
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            method = getattr(self._inner, name)
+            if name not in ("execute", "cursor"):
+                return method
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                if args and isinstance(args[0], str):
+                    statements.append(args[0])
+                return method(*args, **kwargs)
+
+            return call
+
+    def instrument(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection._connection = Counting(dbapi_connection._connection)
+
     engine = store._engines.read.sync_engine
     sa.event.listen(engine, "before_cursor_execute", count)
+    sa.event.listen(engine, "connect", instrument)
     try:
         pages = [page async for page in store.iter_standings(page_size=1000)]
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
+        sa.event.remove(engine, "connect", instrument)
     assert all(0 < len(page) <= 1000 for page in pages)
     assert sum(len(page) for page in pages) == len(active)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]

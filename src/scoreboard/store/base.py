@@ -166,8 +166,10 @@ class Store(Protocol):
         """Every active user's standing, in rank order, in pages of at most `page_size`.
 
         All pages come from one consistent snapshot, each user at most once, and the walk is
-        linear in the board's size (a rebuild of a 1M-user board reads it in seconds). Waiting
-        for each page is bounded by the store's timeout, not the whole walk.
+        linear in the board's size (a rebuild of a 1M-user board reads it in seconds). A walk
+        is not a request: waiting for each page is bounded by the store's stall bound (long
+        enough for the first page of a big board's sort), not by its per-request timeout, and
+        not the whole walk; a walk that stalls raises `ServiceUnavailable`.
 
         An async generator: declared without `async` so that calling it gives the iterator
         (an `async def` stub would type as a coroutine returning one).

@@ -9,6 +9,10 @@ Beyond the protocol's contract (see `store/base.py`):
 - Writes and reads use separate engines on SQLite (see `store/engine.py`), and score batches
   their own writer thread; one engine on PostgreSQL.
 - Multi-statement reads (`standings_page`, `iter_standings`) read one consistent snapshot.
+- `iter_standings` (a rebuild's walk of the whole board) is not a request and is not bound by
+  `timeout`: it fails only when the database delivers no page for `walk_stall` seconds
+  (`WALK_STALL_SECONDS`; `timeout` if longer), however big the board and however long the
+  whole walk takes.
 
 The action lifecycle of the compatibility routes (`start_action`, `get_action`,
 `cancel_action`, `mark_suspicious`): an action is completed by `record_events` with
@@ -39,18 +43,32 @@ from scoreboard.store.sql_scores import record_batch
 
 log = logging.getLogger(__name__)
 
+# A rebuild's walk fails when no page arrives for this long: a stall (a hung server, a lost
+# connection), not a slow start. The first page of a big board waits for PostgreSQL's sort
+# (seconds at 1M users on a loaded machine), beyond a request's bound.
+WALK_STALL_SECONDS = 30.0
+
 
 class SqlStore:
     """Durable users, scores, score events (append-only), idempotency records and actions."""
 
-    def __init__(self, engines: Engines, *, timeout: float) -> None:
+    def __init__(
+        self, engines: Engines, *, timeout: float, walk_stall: float = WALK_STALL_SECONDS
+    ) -> None:
         self._engines = engines
         self._guard = Guard(timeout)
+        self._walk_guard = Guard(max(timeout, walk_stall))  # see the module doc
 
     @classmethod
-    async def open(cls, url: str, *, timeout: float = 2.0) -> SqlStore:  # noqa: ASYNC109
+    async def open(
+        cls,
+        url: str,
+        *,
+        timeout: float = 2.0,  # noqa: ASYNC109
+        walk_stall: float = WALK_STALL_SECONDS,
+    ) -> SqlStore:
         """A store for `url` (sqlite[+aiosqlite]:// or postgresql[+asyncpg]://). No I/O yet."""
-        return cls(create_engines(url, timeout), timeout=timeout)
+        return cls(create_engines(url, timeout), timeout=timeout, walk_stall=walk_stall)
 
     @property
     def guard(self) -> Guard:
@@ -169,22 +187,25 @@ class SqlStore:
         """Every active user's standing in rank order, in pages, from ONE snapshot.
 
         A task streams the board from one statement in one read transaction, a page ahead of
-        the consumer; waiting for each page is bounded by `timeout` (not the whole walk).
+        the consumer; waiting for each page is bounded by the walk's stall bound (module doc),
+        not the whole walk.
         """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         pages: asyncio.Queue[list[Standing] | None] = asyncio.Queue(maxsize=1)
         walker = asyncio.create_task(self._walk(pages, page_size))
         try:
-            while (page := await self._guard.run(_next_page(pages, walker))) is not None:
+            guard = self._walk_guard
+            while (page := await guard.run(sql_standings.next_page(pages, walker))) is not None:
                 if page:  # an empty page only shows the walk advancing
                     yield page
         finally:
-            self._guard.abandon(walker)
+            self._walk_guard.abandon(walker)
 
     async def _walk(self, pages: asyncio.Queue[list[Standing] | None], page_size: int) -> None:
         async with self._snapshot() as conn:
-            async for page in sql_standings.stream(conn, page_size):
+            stall = self._walk_guard.seconds
+            async for page in sql_standings.stream(conn, page_size, stall):
                 await pages.put(page)
         await pages.put(None)
 
@@ -233,6 +254,7 @@ class SqlStore:
 
     async def _close(self) -> None:
         await self._guard.drain()
+        await self._walk_guard.drain()
         await self._engines.dispose()
 
     # -- actions -----------------------------------------------------------------------------
@@ -275,20 +297,3 @@ if TYPE_CHECKING:
 
     def _implements_store(store: SqlStore) -> Store:  # mypy checks SqlStore against Store
         return store
-
-
-async def _next_page(
-    pages: asyncio.Queue[list[Standing] | None], walker: asyncio.Task[None]
-) -> list[Standing] | None:
-    """The walker's next page; None at the end; the walker's error if it failed."""
-    getter = asyncio.ensure_future(pages.get())
-    try:
-        await asyncio.wait({getter, walker}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        getter.cancel()
-    if getter.done() and not getter.cancelled():
-        return getter.result()
-    if not pages.empty():
-        return pages.get_nowait()
-    walker.result()  # raises what ended the walk
-    return None

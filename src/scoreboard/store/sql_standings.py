@@ -7,7 +7,9 @@ row; the join on `users` keeps reads right even so).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from itertools import starmap
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -57,7 +59,9 @@ def ahead_of(
     )
 
 
-async def stream(conn: AsyncConnection, page_size: int) -> AsyncIterator[list[Standing]]:
+async def stream(
+    conn: AsyncConnection, page_size: int, stall: float
+) -> AsyncIterator[list[Standing]]:
     """The whole board in rank order, pages of at most `page_size`, in ONE pass per table.
 
     Paging with one query per page does not scale: SQLite cannot seek into an index of mixed
@@ -65,42 +69,65 @@ async def stream(conn: AsyncConnection, page_size: int) -> AsyncIterator[list[St
     (quadratic: minutes for 1M users), and OFFSET paging is quadratic everywhere. Instead one
     streamed statement (a server-side cursor on PostgreSQL, the driver's cursor on SQLite)
     walks the rank index once. Run it inside one snapshot (SQLite reads two statements).
+
+    The rows come from the driver's cursor, not through SQLAlchemy's result rows: a bulk read
+    of a million rows spent as much CPU in the row objects as in everything else. `stall`
+    bounds each of the driver's fetches on PostgreSQL (its `command_timeout` is the request
+    bound, which the first fetch of a big board's sort exceeds); SQLite reads a local file.
     """
-    walk = _joined_here if conn.dialect.name == "sqlite" else _joined_in_sql
-    async for page in walk(conn, page_size):
+    if conn.dialect.name == "sqlite":
+        walk = _joined_here(conn, page_size)
+    else:
+        walk = _joined_in_sql(conn, page_size, stall)
+    async for page in walk:
         yield page
 
 
-async def _joined_in_sql(conn: AsyncConnection, size: int) -> AsyncIterator[list[Standing]]:
+def _sql(conn: AsyncConnection, stmt: sa.ClauseElement) -> str:
+    """The statement as the driver's SQL (these walks have no parameters)."""
+    return str(stmt.compile(dialect=conn.dialect))
+
+
+async def _joined_in_sql(
+    conn: AsyncConnection, size: int, stall: float
+) -> AsyncIterator[list[Standing]]:
     # The whole board's cost estimate passes PostgreSQL's JIT thresholds: compiling (with
-    # inlining) delayed the first page by seconds on a loaded machine, beyond the store's
-    # per-page time bound, for a plain index walk that JIT does not speed up.
+    # inlining) delayed the first page by seconds on a loaded machine, for a plain sort that
+    # JIT does not speed up. The planner's choice, a hash join and a sort, costs a fifth of the
+    # index-ordered nested loop for the whole board (measured at 1M users); its first page
+    # waits for the sort, hence `stall` rather than the request bound.
     await conn.execute(sa.text("SET LOCAL jit = off"))
-    stmt = _board().order_by(*_rank_order()).execution_options(yield_per=size)
-    async for rows in (await conn.stream(stmt)).partitions(size):
-        yield [Standing(user_id, name, score, reached) for user_id, name, score, reached in rows]
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    sql = _sql(conn, _board().order_by(*_rank_order()))
+    cursor = await driver.cursor(sql, timeout=stall)
+    while records := await cursor.fetch(size, timeout=stall):
+        yield list(starmap(Standing, records))
 
 
 async def _joined_here(conn: AsyncConnection, size: int) -> AsyncIterator[list[Standing]]:
     """SQLite's nested loop would look every user up at random (two B-tree descents each:
     ~2.5x the CPU of all the rest of a rebuild); one sequential pass over `users` into a dict
     costs a fraction. An empty page follows each page of names: progress, for the caller's
-    time bound on every page."""
+    time bound on every page. One thread hop of aiosqlite per page (`fetchmany`)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
     names: dict[str, str] = {}
     active = sa.select(users.c.user_id, users.c.display_name).where(users.c.deleted_at.is_(None))
-    async for listed in (await conn.stream(active.execution_options(yield_per=size))).partitions(
-        size
-    ):
+    cursor = await driver.execute(_sql(conn, active))
+    while listed := await cursor.fetchmany(size):
         names.update(listed)
         yield []
+    await cursor.close()
     scores = sa.select(user_scores.c.user_id, user_scores.c.score, user_scores.c.reached_at_us)
-    ordered = scores.order_by(*_rank_order()).execution_options(yield_per=size)
-    async for rows in (await conn.stream(ordered)).partitions(size):
+    cursor = await driver.execute(_sql(conn, scores.order_by(*_rank_order())))
+    while rows := await cursor.fetchmany(size):
         yield [
             Standing(user_id, name, score, reached)
             for user_id, score, reached in rows
             if (name := names.get(user_id)) is not None
         ]
+    await cursor.close()
 
 
 async def page(conn: AsyncConnection, limit: int, offset: int) -> tuple[list[Standing], int]:
@@ -134,3 +161,20 @@ async def standing_of(conn: AsyncConnection, user_id: str) -> tuple[Standing, in
     if row is None:
         return None
     return standing_from_row(row), int(row.ahead) + 1
+
+
+async def next_page(
+    pages: asyncio.Queue[list[Standing] | None], walker: asyncio.Task[None]
+) -> list[Standing] | None:
+    """The walker's next page; None at the end; the walker's error if it failed."""
+    getter = asyncio.ensure_future(pages.get())
+    try:
+        await asyncio.wait({getter, walker}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        getter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    if not pages.empty():
+        return pages.get_nowait()
+    walker.result()  # raises what ended the walk
+    return None
