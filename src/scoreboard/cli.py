@@ -7,7 +7,6 @@ variable and exit status 2, an unknown `SCOREBOARD_*` variable a warning (see
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -97,24 +96,27 @@ def serve(
     ] = "1",
 ) -> None:
     """Run the service (migrates the database first)."""
+    from scoreboard import logs
     from scoreboard.single import AlreadyServing, check_alone
-    from scoreboard.transport.serve import LOG_FORMAT, ServeOptions, run, run_workers
+    from scoreboard.transport.serve import ServeOptions, run, run_workers
     from scoreboard.transport.workers import resolve_count
 
     current = settings()
-    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    logs.configure(log_level, current.log_format)
     try:
         count = resolve_count(workers)
     except ValueError:
         console.print(f"[red]scoreboard serve:[/] --workers {workers}: a number, 0 or auto")
         raise typer.Exit(2) from None
-    options = ServeOptions(host, port, log_level, proxy_headers, forwarded_allow_ips, count)
+    options = ServeOptions(
+        host, port, log_level, proxy_headers, forwarded_allow_ips, count, current.log_format
+    )
     if not current.redis_url:
         if count > 1:
             console.print(_EMBEDDED_WORKERS.format(count=count), soft_wrap=True)
             raise typer.Exit(2)
         shown = redact_url(current.resolved_database_url())
-        console.print(f"[bold]scoreboard[/] embedded mode: {shown}")
+        console.print(f"[bold]scoreboard[/] embedded mode: {shown}", soft_wrap=True)
     require_database(current)
     if count > 1:
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_connections_per_address: int = Field(256, ge=0)
     max_websockets_per_address: int = Field(128, ge=0)
 
+    # Logs: readable text, or one JSON object per line (scoreboard.logs).
+    log_format: str = Field("text", pattern="^(text|json)$")
+
     # The cached top-N (pre-encoded) answers reads for at most this long between changes.
     top_cache_seconds: float = Field(2.0, ge=0, le=60)
 

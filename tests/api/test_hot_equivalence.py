@@ -242,9 +242,13 @@ async def _run(data: Path, requests: list[Request], *, hot: bool) -> tuple[list[
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            for method, url, headers, body in requests:
+            for n, (method, url, headers, body) in enumerate(requests):
                 content = _chunks() if body == "chunked" else body
+                # A request id of its own per request, the same on both apps (the layer
+                # would make up a different one for each).
+                headers = {"x-request-id": f"eq-{n}", **(headers or {})}
                 r = await http.request(method, url, headers=headers, content=content)
+                assert r.headers["x-request-id"] == headers["x-request-id"]
                 kept = [(k, v) for k, v in r.headers.multi_items() if k != "date"]
                 answers.append((r.status_code, kept, STAMP.sub(b'"<time>"', r.content)))
         metrics = app.state.metrics.render()

@@ -13,6 +13,10 @@ In this order, for what used to be four middlewares:
    "unmatched" when no route took it); the 400 and the declared-length 413 above are
    answered before it, as they always were.
 
+And first of all the request id (`scoreboard.logs`): a valid `X-Request-Id` of the client's,
+or a new one, in the context of every log line of the request and in the `X-Request-Id`
+header of every HTTP answer, the layer's own refusals included.
+
 One pass over the headers serves the NUL check and the declared length; per request the
 layer makes one small responder object and no closures.
 """
@@ -28,6 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scoreboard.api.errors import error_payload
 from scoreboard.api.text import refuse_not_text
 from scoreboard.deadline import request_budget
+from scoreboard.logs import REQUEST_ID, request_id_from
+
+REQUEST_ID_HEADER = b"x-request-id"
 
 Observe = Callable[[str, str, int, float], None]
 
@@ -36,10 +43,11 @@ class _TooLarge(Exception):
     pass
 
 
-def _scan(scope: Scope) -> tuple[str | None, bytes | None]:
+def _scan(scope: Scope) -> tuple[str | None, bytes | None, bytes | None]:
     """(the first part of the request holding a NUL or None, the declared content-length
-    or None): one pass over the headers."""
+    or None, the client's request id or None): one pass over the headers."""
     declared: bytes | None = None
+    given: bytes | None = None
     bad: str | None = None
     if "\x00" in scope["path"]:
         bad = "path"
@@ -52,7 +60,27 @@ def _scan(scope: Scope) -> tuple[str | None, bytes | None]:
             bad = f"header {name.decode('latin-1')}"
         if name == b"content-length":
             declared = value  # the last one, as `dict(headers)` had it
-    return bad, declared
+        elif name == REQUEST_ID_HEADER:
+            given = value
+    return bad, declared, given
+
+
+def _request_id(given: bytes | None) -> str:
+    return request_id_from(given.decode("latin-1") if given is not None else None)
+
+
+def _tagged(send: Send, request_id: bytes) -> Send:
+    """`send` adding the request id header (for the rare answers made before the responder)."""
+
+    async def tagged(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {
+                **message,
+                "headers": [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)],
+            }
+        await send(message)
+
+    return tagged
 
 
 class RequestLayer:
@@ -69,32 +97,60 @@ class RequestLayer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http":
-            if kind == "websocket" and (part := _scan(scope)[0]) is not None:
-                await refuse_not_text(scope, receive, send, part)
+            if kind != "websocket":
+                await self.app(scope, receive, send)
                 return
-            await self.app(scope, receive, send)
+            part, _, given = _scan(scope)
+            token = REQUEST_ID.set(_request_id(given))
+            try:
+                if part is not None:
+                    await refuse_not_text(scope, receive, send, part)
+                    return
+                await self.app(scope, receive, send)
+            finally:
+                REQUEST_ID.reset(token)
             return
-        part, declared = _scan(scope)
-        if part is not None:
-            await refuse_not_text(scope, receive, send, part)
-            return
-        with request_budget(self.budget_seconds):
-            responder = _Responder(self, scope, receive, send)
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-                await responder.refuse()
+        part, declared, given = _scan(scope)
+        request_id = _request_id(given)
+        token = REQUEST_ID.set(request_id)
+        try:
+            if part is not None:
+                await refuse_not_text(scope, receive, _tagged(send, request_id.encode()), part)
                 return
-            await responder.run()
+            with request_budget(self.budget_seconds):
+                responder = _Responder(self, scope, receive, send, request_id.encode())
+                if declared is not None and (
+                    not declared.isdigit() or int(declared) > self.max_bytes
+                ):
+                    await responder.refuse()
+                    return
+                await responder.run()
+        finally:
+            REQUEST_ID.reset(token)
 
 
 class _Responder:
     """One request's state: bytes received so far, the status the app sent, whether the 413
     was sent."""
 
-    __slots__ = ("layer", "receive", "received", "refused", "scope", "send", "status", "too_large")
+    __slots__ = (
+        "layer",
+        "receive",
+        "received",
+        "refused",
+        "request_id",
+        "scope",
+        "send",
+        "status",
+        "too_large",
+    )
 
-    def __init__(self, layer: RequestLayer, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, layer: RequestLayer, scope: Scope, receive: Receive, send: Send, request_id: bytes
+    ) -> None:
         self.layer = layer
         self.scope, self.receive, self.send = scope, receive, send
+        self.request_id = request_id
         self.received = 0
         self.status = 500
         self.too_large = False
@@ -124,6 +180,9 @@ class _Responder:
     async def guarded_send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = int(message["status"])
+            headers = list(message.get("headers", ()))  # never the sender's own list
+            headers.append((REQUEST_ID_HEADER, self.request_id))
+            message = {**message, "headers": headers}
         # The framework may turn our receive error into its own 4xx: answer 413 instead.
         if self.too_large:
             await self.refuse()
@@ -136,6 +195,10 @@ class _Responder:
         self.refused = True
         message = f"The request body exceeds {self.layer.max_bytes} bytes."
         body = orjson.dumps(error_payload(self.scope, 413, "PAYLOAD_TOO_LARGE", message))
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (REQUEST_ID_HEADER, self.request_id),
+        ]
         await self.send({"type": "http.response.start", "status": 413, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})

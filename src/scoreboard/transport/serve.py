@@ -16,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 
+from scoreboard import logs
 from scoreboard.config import Settings
 from scoreboard.metrics import Metrics
 from scoreboard.transport.guard import ConnectionGuard, TransportLimits
@@ -24,7 +25,6 @@ from scoreboard.transport.websocket import GuardedWebSocketProtocol
 
 log = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # What a worker builds in its own process (`serve --workers`): the app, its settings and its
 # metrics. A module-level function, so that it can be named to a spawned process.
@@ -43,6 +43,7 @@ class ServeOptions:
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     workers: int = 1
+    log_format: str = "text"  # SCOREBOARD_LOG_FORMAT (scoreboard.logs)
 
 
 def protocol_classes(
@@ -74,6 +75,7 @@ def build_config(
         host=options.host,
         port=options.port,
         log_level=options.log_level,
+        log_config=logs.logging_config(options.log_level, options.log_format),
         http=http,
         ws=ws,
         ws_max_size=settings.ws_max_message_bytes,
@@ -148,7 +150,7 @@ def serve_worker(build: AppBuilder, options: ServeOptions, ready: Connection) ->
     from scoreboard.transport.workers import detach_from_parent, port_socket
 
     detach_from_parent()
-    logging.basicConfig(level=options.log_level.upper(), format=LOG_FORMAT)
+    logs.configure(options.log_level, options.log_format)
     app, settings, metrics = build()
     sock = port_socket(options.host, options.port)
 
