@@ -64,6 +64,7 @@ def server_env(args: argparse.Namespace, data: str) -> dict[str, str]:
         SCOREBOARD_RATE_LIMIT_LOGIN=HIGH,
         SCOREBOARD_RATE_LIMIT_LOGIN_ADDRESS=HIGH,
         SCOREBOARD_RATE_LIMIT_REGISTER=HIGH,
+        SCOREBOARD_DRAIN_SECONDS="0",
     )
     if args.source:
         env["PYTHONPATH"] = str(Path(args.source).resolve() / "src")

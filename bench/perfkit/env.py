@@ -30,6 +30,8 @@ BENCH_SETTINGS = {
     # Every bench client comes from 127.0.0.1: the per-address caps would refuse them.
     "SCOREBOARD_MAX_CONNECTIONS_PER_ADDRESS": "0",
     "SCOREBOARD_MAX_WEBSOCKETS_PER_ADDRESS": "0",
+    # Processes are stopped between rows: no readiness drain before they stop.
+    "SCOREBOARD_DRAIN_SECONDS": "0",
 }
 
 

@@ -24,6 +24,7 @@ from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
 from scoreboard.container import Services
 from scoreboard.domain.catalogue import Catalogue
+from scoreboard.drain import Drain
 from scoreboard.metrics import Metrics
 from scoreboard.realtime.dialects import CanonicalDialect, DialectRegistry
 from scoreboard.realtime.dialects_compat import compat_dialects
@@ -223,6 +224,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
+    app.state.drain = Drain()  # set by serve on SIGTERM, read by /readyz
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(ops.router)

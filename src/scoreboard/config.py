@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_connections_per_address: int = Field(256, ge=0)
     max_websockets_per_address: int = Field(128, ge=0)
 
+    # On SIGTERM, `/readyz` answers 503 this long before the server stops (scoreboard.drain).
+    drain_seconds: float = Field(5.0, ge=0, le=600)
+
     # Logs: readable text, or one JSON object per line (scoreboard.logs).
     log_format: str = Field("text", pattern="^(text|json)$")
 

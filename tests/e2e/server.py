@@ -46,6 +46,7 @@ class ServerProcess:
     def spawn(self) -> subprocess.Popen[bytes]:
         """Start the process without waiting for readiness (a backend may be down on purpose)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
+        env["SCOREBOARD_DRAIN_SECONDS"] = "0"  # stopping a test server: no drain unless asked
         env.update(self.env)
         exe = Path(sys.executable).with_name("scoreboard")
         cmd = [str(exe), "serve", "--port", str(self.port), "--log-level", self.log_level]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from scoreboard.api.deps import ServicesDep
@@ -12,6 +12,7 @@ from scoreboard.api.errors import error_body
 from scoreboard.api.schemas import errors
 from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.errors import ServiceUnavailable
+from scoreboard.drain import Drain
 
 router = APIRouter(tags=["operations"], route_class=CheckedRoute, responses=errors())
 
@@ -23,13 +24,19 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses=errors(503))
-async def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready when the database (and Redis, when configured) answer; 503 otherwise.
+async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
+    """Ready when the database (and Redis, when configured) answer; 503 otherwise, and 503
+    while the server drains before stopping (`{"field": "server", "problem": "draining"}`).
 
     `rank_index` is informative: "rebuilding" still serves correct ranks (from the database).
     A 503 lists the unreachable backends in `details` (`{"field": "database", "problem":
     "unreachable"}`), the one `details` shape of every error.
     """
+    drain = Drain.of(request.app)
+    if drain is not None and drain.draining:
+        problem = [{"field": "server", "problem": "draining"}]
+        body = error_body("SERVICE_UNAVAILABLE", "The server is shutting down.", problem)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
     checks: dict[str, str] = {}
     try:
         await services.store.ping()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import resource
+import signal
 import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection
+from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -18,6 +20,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from scoreboard import logs
 from scoreboard.config import Settings
+from scoreboard.drain import Drain
 from scoreboard.metrics import Metrics
 from scoreboard.transport.guard import ConnectionGuard, TransportLimits
 from scoreboard.transport.http import GuardedHttpProtocol
@@ -104,24 +107,56 @@ def run(app: ASGIApp, settings: Settings, metrics: Metrics, options: ServeOption
     """Serve until a signal stops the server; exit status 3 (uvicorn's) if it never started."""
     files = raise_open_files_limit()
     log.info("open-files limit: %d", files)
-    server = uvicorn.Server(build_config(app, settings, metrics, options))
+    server = _Server(build_config(app, settings, metrics, options), None, _drain(app, settings))
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, calling `on_started` once it accepts connections."""
+def _drain(app: ASGIApp, settings: Settings) -> tuple[Drain, float] | None:
+    drain = Drain.of(app)
+    if drain is None or settings.drain_seconds <= 0:
+        return None
+    return drain, settings.drain_seconds
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling `on_started` once it accepts connections, and draining on a
+    first SIGTERM (`scoreboard.drain`): serving on while `/readyz` says 503, then stopping."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[], None] | None,
+        drain: tuple[Drain, float] | None = None,
+    ) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._drain = drain
+        self._drain_told = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started:
+        if self.started and self._on_started is not None:
             self._on_started()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        drain = self._drain
+        if sig == signal.SIGTERM and drain is not None and not drain[0].draining:
+            self._captured_signals.append(sig)  # the process still ends as SIGTERM ends it
+            drain[0].start(drain[1])  # logged on the next tick, not in the signal handler
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain is not None and self._drain[0].draining:
+            if not self._drain_told:
+                self._drain_told = True
+                log.info("SIGTERM: draining, /readyz answers 503 for %.1f s", self._drain[1])
+            if self._drain[0].over():
+                self.should_exit = True
+        return await super().on_tick(counter)
 
 
 def run_workers(
@@ -159,7 +194,7 @@ def serve_worker(build: AppBuilder, options: ServeOptions, ready: Connection) ->
             ready.send_bytes(b"serving")
         ready.close()
 
-    server = _Server(build_config(app, settings, metrics, options), started)
+    server = _Server(build_config(app, settings, metrics, options), started, _drain(app, settings))
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     if not server.started:
