@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from tests.throwaway import ThrowawayRedis
+from tests.throwaway import PortTaken, ThrowawayRedis
 
 from scoreboard.store.migrate import run_migrations
 from scoreboard.store.sql import SqlStore
@@ -163,8 +163,14 @@ def free_port() -> int:
 def throwaway_redis() -> Iterator[ThrowawayRedis]:
     """A redis-server of the test's own on a free port, started; killed after the test."""
     require_commands("redis-server", "redis-cli")
-    server = ThrowawayRedis(free_port())
-    server.start()
+    for attempt in range(3):  # a free port can be taken between the check and the start
+        server = ThrowawayRedis(free_port())
+        try:
+            server.start()
+            break
+        except PortTaken:
+            if attempt == 2:
+                raise
     try:
         yield server
     finally:

@@ -6,6 +6,10 @@ import subprocess
 import time
 
 
+class PortTaken(Exception):
+    """The server could not listen on its port (another process took it first)."""
+
+
 class ThrowawayRedis:
     """A redis-server on `port`, without persistence: restarting it loses every key, as a Redis
     without persistence does when it restarts."""
@@ -18,8 +22,11 @@ class ThrowawayRedis:
     def start(self) -> None:
         command = ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"]
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
+        # Generous: on a loaded machine (CI runs everything at once) a start takes seconds.
+        deadline = time.monotonic() + 20
         while not self._answers():
+            if self._process.poll() is not None:  # e.g. the port was taken meanwhile
+                raise PortTaken(f"redis-server on port {self.port} exited at start")
             assert time.monotonic() < deadline, "throwaway redis-server did not start"
             time.sleep(0.02)
 

@@ -10,10 +10,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from opentelemetry.trace import Tracer
 
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
@@ -41,13 +43,16 @@ from scoreboard.service.scoring import ScoringService
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
 from scoreboard.single import serving_alone
+from scoreboard.tracing import provider_from_environment, traced, tracer_of
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
 
 
-def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> Services:
+def build_services(
+    settings: Settings, backends: Backends, metrics: Metrics, tracer: Tracer | None = None
+) -> Services:
     catalogue = (
         Catalogue.from_file(settings.actions_file) if settings.actions_file else Catalogue.default()
     )
@@ -98,6 +103,7 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         ping_seconds=settings.ws_ping_seconds,
         send_timeout_seconds=settings.ws_send_timeout_seconds,
         on_drop=metrics.ws_dropped.inc,
+        tracer=tracer,
     )
     return Services(
         settings=settings,
@@ -153,8 +159,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    backends = await open_backends(settings)
-    services = build_services(settings, backends, app.state.metrics)
+    tracer: Tracer | None = app.state.tracer
+    backends = traced(await open_backends(settings), tracer)
+    services = build_services(settings, backends, app.state.metrics, tracer)
     app.state.services = services
     board, hub = services.board, services.hub
     # Rebuild the index before serving (or join another process's rebuild): events this
@@ -188,6 +195,9 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         await services.committer.close()
         await board.close()
         await backends.close()
+        provider = app.state.tracer_provider
+        if provider is not None:  # the last spans out before the process ends
+            await asyncio.to_thread(provider.force_flush)
 
 
 def _mount_web(app: FastAPI) -> None:
@@ -206,9 +216,13 @@ def _mount_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
 
-def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, hot_routes: bool = True, tracer_provider: Any = None
+) -> FastAPI:
     """The app. `hot_routes=False` leaves the hot routes to FastAPI alone (`api/hot.py`): the
-    equivalence tests compare the two; it is not a setting."""
+    equivalence tests compare the two; it is not a setting. `tracer_provider`: an
+    OpenTelemetry TracerProvider (tests); by default one from the OTEL_* environment, or none
+    (`scoreboard.tracing`)."""
     settings = settings or Settings()
     app = FastAPI(
         # FastAPI's native OpenTelemetry is not used (metrics are Prometheus, `metrics.py`);
@@ -225,6 +239,9 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
     app.state.drain = Drain()  # set by serve on SIGTERM, read by /readyz
+    provider = tracer_provider if tracer_provider is not None else provider_from_environment()
+    app.state.tracer_provider = provider
+    app.state.tracer = tracer = tracer_of(provider)
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(ops.router)
@@ -238,6 +255,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         max_bytes=settings.max_body_bytes,
         budget_seconds=settings.db_timeout_seconds,
         observe=metrics.observe_request,
+        tracer=tracer,
     )
     # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
     app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)

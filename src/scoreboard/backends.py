@@ -123,6 +123,7 @@ async def _open_redis(settings: Settings, store: Store) -> Backends:
 
     from scoreboard.realtime.limiter import LimitsRateLimiter, RedisCounters
     from scoreboard.realtime.redis import RedisBroker
+    from scoreboard.realtime.redis_broker import server_name
 
     timeout = settings.redis_timeout_seconds
     client = redis_client(settings.redis_url, timeout)
@@ -141,6 +142,7 @@ async def _open_redis(settings: Settings, store: Store) -> Backends:
         LimitsRateLimiter(storage, counters=counters),
         timeout=timeout,
         fail_open=settings.rate_limit_fail_open,
+        where=server_name(client),
     )
     broker = RedisBroker(
         settings.redis_url,
@@ -292,8 +294,10 @@ class FailOpenLimiter:
         cooldown: float = 1.0,
         fail_open: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        where: str = "the rate-limit storage",
     ) -> None:
         self._inner = inner
+        self._where = where  # named in the log line (`redis 10.0.0.5:6379`)
         self._timeout = timeout
         self._cooldown = cooldown
         self._fail_open = fail_open
@@ -316,7 +320,9 @@ class FailOpenLimiter:
             except Exception as exc:  # the storage's errors: limits' StorageError, timeouts
                 self._down_until = self._clock() + self._cooldown
                 if not self._failing:
-                    log.warning("rate-limit storage failed (%r); failing %s", exc, self._mode)
+                    log.warning(
+                        "rate limits: %s failed (%r); failing %s", self._where, exc, self._mode
+                    )
                 self._failing = True
             else:
                 if self._failing:

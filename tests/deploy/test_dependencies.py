@@ -17,6 +17,9 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 MODULES = {
     "pyjwt": "jwt",
     "fastapi-offline": "fastapi_offline",
+    "opentelemetry-api": "opentelemetry",
+    "opentelemetry-sdk": "opentelemetry",
+    "opentelemetry-exporter-otlp-proto-http": "opentelemetry",
     "prometheus-client": "prometheus_client",
     "pydantic-settings": "pydantic_settings",
     "pytest-asyncio": "pytest_asyncio",

@@ -4,6 +4,7 @@ unreachable (fail open by default, bounded in time; fail closed on request)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from tests.proxy import TcpProxy, upstream, via
 from scoreboard.backends import FailOpenLimiter, redis_client
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.realtime.limiter import LimitsRateLimiter
+from scoreboard.realtime.redis_broker import server_name
 
 
 @asynccontextmanager
@@ -30,7 +32,11 @@ async def limiter_on(
     )
     try:
         yield FailOpenLimiter(
-            LimitsRateLimiter(storage), timeout=0.5, cooldown=0.3, fail_open=fail_open
+            LimitsRateLimiter(storage),
+            timeout=0.5,
+            cooldown=0.3,
+            fail_open=fail_open,
+            where=server_name(client),
         )
     finally:
         await client.aclose()
@@ -78,3 +84,20 @@ async def test_fail_closed_refuses_with_503(redis_url: str, redis_prefix: str) -
         await proxy.refuse()
         with pytest.raises(ServiceUnavailable):
             await limiter.hit("10/minute", "k")
+
+
+async def test_an_outage_is_one_warning_naming_the_server(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="scoreboard.backends")
+    async with (
+        TcpProxy(*upstream(redis_url, 6379)) as proxy,
+        limiter_on(via(redis_url, proxy), redis_prefix) as limiter,
+    ):
+        await proxy.refuse()
+        for _ in range(3):
+            await limiter.hit("10/minute", "k")
+            await asyncio.sleep(0.35)  # past the cooldown: each hit tries Redis again
+    lines = [r.getMessage() for r in caplog.records if "rate limits:" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert f"redis 127.0.0.1:{proxy.port} failed" in lines[0]

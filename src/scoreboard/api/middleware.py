@@ -25,14 +25,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import orjson
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scoreboard.api.errors import error_payload
 from scoreboard.api.text import refuse_not_text
 from scoreboard.deadline import request_budget
 from scoreboard.logs import REQUEST_ID, request_id_from
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 REQUEST_ID_HEADER = b"x-request-id"
 
@@ -87,12 +92,19 @@ class RequestLayer:
     """Text guard, request budget, body limit and request metrics (module doc)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, budget_seconds: float, observe: Observe
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        budget_seconds: float,
+        observe: Observe,
+        tracer: Tracer | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.budget_seconds = budget_seconds
         self.observe = observe
+        self.tracer = tracer  # a SERVER span per request when tracing (scoreboard.tracing)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -124,9 +136,49 @@ class RequestLayer:
                 ):
                     await responder.refuse()
                     return
-                await responder.run()
+                if self.tracer is None:
+                    await responder.run()
+                else:
+                    await _traced(self.tracer, responder, request_id)
         finally:
             REQUEST_ID.reset(token)
+
+
+def _carrier_get(carrier: Scope, key: str) -> list[str] | None:
+    name = key.lower().encode("latin-1")
+    values = [v.decode("latin-1") for k, v in carrier["headers"] if k == name]
+    return values or None
+
+
+async def _traced(tracer: Tracer, responder: _Responder, request_id: str) -> None:
+    """The request as a SERVER span, child of the caller's `traceparent` when it sent one."""
+    from opentelemetry.propagate import extract
+    from opentelemetry.propagators.textmap import Getter
+
+    class _Headers(Getter[Scope]):
+        def get(self, carrier: Scope, key: str) -> list[str] | None:
+            return _carrier_get(carrier, key)
+
+        def keys(self, carrier: Scope) -> list[str]:
+            return [k.decode("latin-1") for k, _ in carrier["headers"]]
+
+    scope = responder.scope
+    context = extract(scope, getter=_Headers())
+    method = scope["method"]
+    with tracer.start_as_current_span(method, context=context, kind=SpanKind.SERVER) as span:
+        span.set_attribute("http.request.method", method)
+        span.set_attribute("url.path", scope["path"])
+        span.set_attribute("scoreboard.request_id", request_id)
+        try:
+            await responder.run()
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route is not None:
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+            span.set_attribute("http.response.status_code", responder.status)
+            if responder.status >= 500:
+                span.set_status(StatusCode.ERROR)
 
 
 class _Responder:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -38,6 +39,9 @@ from scoreboard.realtime.subscriber import (
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
 TopSource = Callable[[str, int], Awaitable[list[RankedEntry]]]
 
 
@@ -51,8 +55,10 @@ class Hub:
         send_timeout_seconds: float = 5.0,
         close_grace_seconds: float = CLOSE_GRACE_SECONDS,
         on_drop: Callable[[], None] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._top = top
+        self._tracer = tracer  # a `fan-out` span per round (scoreboard.tracing)
         self._tick = tick_seconds
         self._ping = ping_seconds
         self._send_timeout = send_timeout_seconds
@@ -161,6 +167,15 @@ class Hub:
             await asyncio.sleep(self._tick)
 
     async def fan_out(self, scope: str) -> None:
+        if self._tracer is None:
+            await self._fan_out(scope)
+            return
+        with self._tracer.start_as_current_span("fan-out") as span:
+            span.set_attribute("scoreboard.scope", scope)
+            span.set_attribute("scoreboard.clients", len(self._subs.get(scope, ())))
+            await self._fan_out(scope)
+
+    async def _fan_out(self, scope: str) -> None:
         async with self._lock:
             subs = self._subs.get(scope)
             if not subs:
