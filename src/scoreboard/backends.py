@@ -175,10 +175,12 @@ class SharedRedisIndex:
     """
 
     def __init__(self, client: aioredis.Redis, prefix: str, board: str = "global") -> None:
+        from scoreboard.realtime.redis_broker import server_name
         from scoreboard.realtime.redis_index import RedisRankIndex
 
         self._inner = RedisRankIndex(client, prefix, board, checked=True)
         self._client = client
+        self.where = server_name(client)  # for log lines (`service.upkeep`)
         self._marker, self._lock_key = self._inner.key("marker"), self._inner.key("lock")
 
     # -- RankIndex: RedisRankIndex's, checked ------------------------------------------------

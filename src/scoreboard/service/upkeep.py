@@ -198,7 +198,8 @@ class IndexKeeper:
             delay = min(MAX_BACKOFF, self.check_seconds * 2**self._failures)
             self._retry_at = time.monotonic() + delay
             level = logging.WARNING if self._failures == 1 else logging.DEBUG
-            log.log(level, "index upkeep failed (%r); retrying in %.1fs", exc, delay)
+            where = getattr(self._index, "where", "the rank index")  # Redis names its server
+            log.log(level, "index upkeep of %s failed (%r); retrying in %.1fs", where, exc, delay)
         else:
             self._failures = 0
 
