@@ -79,7 +79,11 @@ async def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     return await SqlStore.open(url, timeout=settings.db_timeout_seconds)
 
 
-async def open_backends(settings: Settings) -> Backends:
+# `on_error(backend, operation)`: a failed backend call the service survived (metrics).
+ErrorHook = Callable[[str, str], None]
+
+
+async def open_backends(settings: Settings, *, on_error: ErrorHook | None = None) -> Backends:
     redis_url = settings.redis_url
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):
         raise ValueError(f"Unsupported Redis URL scheme: {redis_url.split(':', 1)[0]!r}")
@@ -91,7 +95,7 @@ async def open_backends(settings: Settings) -> Backends:
         return Backends(
             store, MemoryRankIndex(), MemoryBroker(), LimitsRateLimiter.in_memory(), None
         )
-    return await _open_redis(settings, store)
+    return await _open_redis(settings, store, on_error)
 
 
 def redis_client(url: str, timeout: float, max_connections: int = 64) -> aioredis.Redis:
@@ -118,7 +122,7 @@ def limits_uri(redis_url: str) -> str:
     return {"unix": "async+redis+unix"}.get(scheme, "async+" + scheme) + "://" + rest
 
 
-async def _open_redis(settings: Settings, store: Store) -> Backends:
+async def _open_redis(settings: Settings, store: Store, on_error: ErrorHook | None) -> Backends:
     from limits.aio.storage import RedisStorage
 
     from scoreboard.realtime.limiter import LimitsRateLimiter, RedisCounters
@@ -141,6 +145,7 @@ async def _open_redis(settings: Settings, store: Store) -> Backends:
         LimitsRateLimiter(storage, counters=counters),
         timeout=timeout,
         fail_open=settings.rate_limit_fail_open,
+        on_error=None if on_error is None else lambda: on_error("redis", "rate_limit"),
     )
     broker = RedisBroker(
         settings.redis_url,
@@ -292,8 +297,10 @@ class FailOpenLimiter:
         cooldown: float = 1.0,
         fail_open: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         self._inner = inner
+        self._on_error = on_error
         self._timeout = timeout
         self._cooldown = cooldown
         self._fail_open = fail_open
@@ -315,6 +322,8 @@ class FailOpenLimiter:
                 resume_cancel()
             except Exception as exc:  # the storage's errors: limits' StorageError, timeouts
                 self._down_until = self._clock() + self._cooldown
+                if self._on_error is not None:
+                    self._on_error()
                 if not self._failing:
                     log.warning("rate-limit storage failed (%r); failing %s", exc, self._mode)
                 self._failing = True

@@ -4,6 +4,7 @@ Redis answers, so other processes' clients see the change without waiting for an
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 from tests.proxy import TcpProxy, upstream, via
@@ -33,13 +34,17 @@ async def test_a_failed_notice_is_sent_again_when_redis_answers(
         board.start()
         try:
             await proxy.refuse()
+            committed_at = time.time()
             await board.publish_change("global")  # a committed change; its notice fails
             await asyncio.sleep(0.5)
             assert received.empty()
             await proxy.restore()  # no further change: only the retry can deliver it
             async with asyncio.timeout(5):
                 notice = await received.get()
-            assert orjson.loads(notice) == {"type": "changed", "scope": "global"}
+            # `at`: the commit's time, kept across the retry (fan-out latency, docs/OPERATIONS.md).
+            decoded = orjson.loads(notice)
+            assert decoded == {"type": "changed", "scope": "global", "at": decoded["at"]}
+            assert committed_at <= decoded["at"] < committed_at + 0.5
         finally:
             await board.close()
             await writer.close()
