@@ -67,6 +67,8 @@ def build_services(settings: Settings, backends: Backends, metrics: Metrics) -> 
         cache=TopCache(max_age=settings.top_cache_seconds),
         check_seconds=settings.index_check_seconds,
         on_rebuild=metrics.rebuilt,
+        # Only the Redis broker can fail to publish (the in-process one always takes it).
+        on_publish_failed=functools.partial(metrics.backend_error, "redis", "publish"),
     )
     committer = GroupCommitter(
         backends.store,

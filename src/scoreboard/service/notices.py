@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import orjson
 
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 class ChangeNotices:
     """Publishes change notices from one task (`start`); before it runs, each is sent at once."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, on_failed: Callable[[], None] | None = None) -> None:
+        """`on_failed()`: each publish the broker could not take (metrics)."""
         self._broker = broker
+        self._on_failed = on_failed
         self._pending: dict[str, float] = {}  # scope -> its earliest commit not yet told
         self._wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
@@ -53,10 +56,13 @@ class ChangeNotices:
     async def _publish(self, scope: str, at: float) -> bool:
         try:
             notice = {"type": "changed", "scope": scope, "at": at}
-            return await self._broker.publish(orjson.dumps(notice))
+            published = await self._broker.publish(orjson.dumps(notice))
         except Exception:
             log.exception("publish of a change notice failed")
-            return False
+            published = False
+        if not published and self._on_failed is not None:
+            self._on_failed()
+        return published
 
     async def _publish_loop(self) -> None:
         """Send pending notices; one that fails is tried again after a delay (0.1 s doubling
