@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
@@ -37,12 +38,14 @@ from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.limits import CountedLimiter
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
 from scoreboard.single import serving_alone
+from scoreboard.store.guard import Guard
 from scoreboard.tracing import provider_from_environment, traced, tracer_of
 
 log = logging.getLogger(__name__)
@@ -57,18 +60,27 @@ def build_services(
         Catalogue.from_file(settings.actions_file) if settings.actions_file else Catalogue.default()
     )
     secret = load_or_create_secret(settings)
+    # Every refusal of a rate limit, whichever service asked, is counted here (one per 429).
+    limiter = CountedLimiter(backends.limiter, metrics.limited)
+    guard = getattr(backends.store, "guard", None)  # the SQL store's (`store.guard.Guard`)
+    if isinstance(guard, Guard):
+        guard.on_error = functools.partial(metrics.backend_error, "database")
     board = LeaderboardService(
         backends.store,
         backends.index,
         backends.broker,
         cache=TopCache(max_age=settings.top_cache_seconds),
         check_seconds=settings.index_check_seconds,
+        on_rebuild=metrics.rebuilt,
+        # Only the Redis broker can fail to publish (the in-process one always takes it).
+        on_publish_failed=functools.partial(metrics.backend_error, "redis", "publish"),
     )
     committer = GroupCommitter(
         backends.store,
         window_seconds=settings.commit_window_ms / 1000,
         max_batch=settings.commit_max_batch,
         on_batch=metrics.batch.observe,
+        on_commit_seconds=metrics.commit_seconds.observe,
         timeout=settings.db_timeout_seconds,
         after_commit=board.committed,
     )
@@ -81,7 +93,7 @@ def build_services(
         ),
         TokenIssuer.from_settings(settings, secret),
         TokenVerifier.from_settings(settings, secret),
-        backends.limiter,
+        limiter,
         settings.rate_limit_login,
         settings.rate_limit_register,
         on_deleted=board.removed,
@@ -92,9 +104,10 @@ def build_services(
         committer,
         board,
         catalogue,
-        backends.limiter,
+        limiter,
         settings.rate_limit_score,
         settings.rate_limit_points,
+        on_event=metrics.score_event,
     )
     avatars = AvatarCache(backends.store)
     hub = Hub(
@@ -104,6 +117,7 @@ def build_services(
         send_timeout_seconds=settings.ws_send_timeout_seconds,
         on_drop=metrics.ws_dropped.inc,
         tracer=tracer,
+        on_pass=metrics.fanned_out,
     )
     return Services(
         settings=settings,
@@ -121,7 +135,7 @@ def build_services(
         metrics=metrics,
         avatars=avatars,
         actions=ActionService(
-            backends.store, scoring, board, catalogue, backends.limiter, settings.rate_limit_score
+            backends.store, scoring, board, catalogue, limiter, settings.rate_limit_score
         ),
         profiles=ProfileService(backends.store, board, avatars),
         redis_ping=backends.redis_ping,
@@ -160,8 +174,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 @asynccontextmanager
 async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     tracer: Tracer | None = app.state.tracer
-    backends = traced(await open_backends(settings), tracer)
-    services = build_services(settings, backends, app.state.metrics, tracer)
+    metrics: Metrics = app.state.metrics
+    backends = traced(await open_backends(settings, on_error=metrics.backend_error), tracer)
+    services = build_services(settings, backends, metrics, tracer)
     app.state.services = services
     board, hub = services.board, services.hub
     # Rebuild the index before serving (or join another process's rebuild): events this

@@ -79,7 +79,11 @@ async def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     return await SqlStore.open(url, timeout=settings.db_timeout_seconds)
 
 
-async def open_backends(settings: Settings) -> Backends:
+# `on_error(backend, operation)`: a failed backend call the service survived (metrics).
+ErrorHook = Callable[[str, str], None]
+
+
+async def open_backends(settings: Settings, *, on_error: ErrorHook | None = None) -> Backends:
     redis_url = settings.redis_url
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):
         raise ValueError(f"Unsupported Redis URL scheme: {redis_url.split(':', 1)[0]!r}")
@@ -91,7 +95,7 @@ async def open_backends(settings: Settings) -> Backends:
         return Backends(
             store, MemoryRankIndex(), MemoryBroker(), LimitsRateLimiter.in_memory(), None
         )
-    return await _open_redis(settings, store)
+    return await _open_redis(settings, store, on_error)
 
 
 def redis_client(url: str, timeout: float, max_connections: int = 64) -> aioredis.Redis:
@@ -118,7 +122,7 @@ def limits_uri(redis_url: str) -> str:
     return {"unix": "async+redis+unix"}.get(scheme, "async+" + scheme) + "://" + rest
 
 
-async def _open_redis(settings: Settings, store: Store) -> Backends:
+async def _open_redis(settings: Settings, store: Store, on_error: ErrorHook | None) -> Backends:
     from limits.aio.storage import RedisStorage
 
     from scoreboard.realtime.limiter import LimitsRateLimiter, RedisCounters
@@ -143,6 +147,7 @@ async def _open_redis(settings: Settings, store: Store) -> Backends:
         timeout=timeout,
         fail_open=settings.rate_limit_fail_open,
         where=server_name(client),
+        on_error=None if on_error is None else lambda: on_error("redis", "rate_limit"),
     )
     broker = RedisBroker(
         settings.redis_url,
@@ -297,9 +302,11 @@ class FailOpenLimiter:
         fail_open: bool = True,
         clock: Callable[[], float] = time.monotonic,
         where: str = "the rate-limit storage",
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         self._inner = inner
         self._where = where  # named in the log line (`redis 10.0.0.5:6379`)
+        self._on_error = on_error
         self._timeout = timeout
         self._cooldown = cooldown
         self._fail_open = fail_open
@@ -321,6 +328,8 @@ class FailOpenLimiter:
                 resume_cancel()
             except Exception as exc:  # the storage's errors: limits' StorageError, timeouts
                 self._down_until = self._clock() + self._cooldown
+                if self._on_error is not None:
+                    self._on_error()
                 if not self._failing:
                     log.warning(
                         "rate limits: %s failed (%r); failing %s", self._where, exc, self._mode

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import platform
+import time
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from scoreboard import __version__
+
+# The score events' outcomes (`score_event`): every scoring route's answer is one of these.
+OUTCOMES = ("recorded", "replayed", "conflict", "rate_limited", "refused")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 class Metrics:
@@ -20,10 +37,13 @@ class Metrics:
             "HTTP request latency",
             ["route"],
             registry=r,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            buckets=LATENCY_BUCKETS,
         )
         self.events = Counter(
-            "scoreboard_score_events_total", "Score events by outcome", ["outcome"], registry=r
+            "scoreboard_score_events_total",
+            "Score events by action and outcome",
+            ["action", "outcome"],
+            registry=r,
         )
         self.batch = Histogram(
             "scoreboard_commit_batch_size",
@@ -37,9 +57,47 @@ class Metrics:
         self.ws_dropped = Counter(
             "scoreboard_ws_dropped_total", "Live clients dropped for not reading", registry=r
         )
-        self.rate_limited = Counter(
-            "scoreboard_rate_limited_total", "Requests refused by rate limits", registry=r
+        self.commit_seconds = Histogram(
+            "scoreboard_commit_seconds",
+            "Duration of one group commit's store call",
+            registry=r,
+            buckets=LATENCY_BUCKETS,
         )
+        self.rate_limited = Counter(
+            "scoreboard_rate_limited_total",
+            "Requests refused by a rate limit (answered 429)",
+            ["limit"],
+            registry=r,
+        )
+        self.ws_frames = Counter(
+            "scoreboard_ws_frames_total",
+            "Board frames handed to live clients by fan-out passes",
+            registry=r,
+        )
+        self.fanout_seconds = Histogram(
+            "scoreboard_fanout_seconds",
+            "From the commit that changed the board to its fan-out pass's frames handed out",
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.backend_errors = Counter(
+            "scoreboard_backend_errors_total",
+            "Failed calls to a backend",
+            ["backend", "operation"],
+            registry=r,
+        )
+        self.index_rebuilds = Counter(
+            "scoreboard_index_rebuilds_total",
+            "Rank index rebuilds by this process",
+            ["outcome"],
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "scoreboard_build_info", "Version of the service", ["version", "python"], registry=r
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         # Transport limits (scoreboard.transport): open connections by kind (http, websocket),
         # connections refused by the per-address caps, and connections the server closed
         # because a limit or timeout was hit.
@@ -63,6 +121,7 @@ class Metrics:
         # every call, a measurable share of a fast request. It holds no more than the metrics
         # themselves keep (a child per label set, for the life of the registry).
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._event_children: dict[tuple[str, str], Counter] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -75,6 +134,31 @@ class Metrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def score_event(self, action: str, outcome: str) -> None:
+        """One answer of a scoring route (`ScoringService`'s hook): `outcome` is one of
+        `OUTCOMES`. Children are prebound per (action, outcome): no `labels()` per event."""
+        child = self._event_children.get((action, outcome))
+        if child is None:
+            child = self._event_children[(action, outcome)] = self.events.labels(action, outcome)
+        child.inc()
+
+    def limited(self, limit: str) -> None:
+        """One request refused by the rate limit named `limit` (`service.limits`)."""
+        self.rate_limited.labels(limit).inc()
+
+    def backend_error(self, backend: str, operation: str) -> None:
+        self.backend_errors.labels(backend, operation).inc()
+
+    def rebuilt(self, outcome: str) -> None:
+        self.index_rebuilds.labels(outcome).inc()
+
+    def fanned_out(self, frames: int, since: float | None) -> None:
+        """One fan-out pass (`Hub`'s hook): its frames, and the latency from the earliest
+        commit it shows (wall clock, as the notice carried it) to now."""
+        self.ws_frames.inc(frames)
+        if since is not None:
+            self.fanout_seconds.observe(max(0.0, time.time() - since))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

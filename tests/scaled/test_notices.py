@@ -4,6 +4,7 @@ Redis answers, so other processes' clients see the change without waiting for an
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 from tests.proxy import TcpProxy, upstream, via
@@ -27,19 +28,27 @@ async def test_a_failed_notice_is_sent_again_when_redis_answers(
         writer = RedisBroker(via(redis_url, proxy), channel, publish_timeout=0.5)
         other = RedisBroker(redis_url, channel)  # another process's subscriber, not cut off
         store = await SqlStore.open(sqlite_url)
-        board = LeaderboardService(store, MemoryRankIndex(), writer)
+        failures: list[None] = []
+        board = LeaderboardService(
+            store, MemoryRankIndex(), writer, on_publish_failed=lambda: failures.append(None)
+        )
         await writer.start(lambda m: asyncio.sleep(0), nothing)
         await other.start(received.put, nothing)
         board.start()
         try:
             await proxy.refuse()
+            committed_at = time.time()
             await board.publish_change("global")  # a committed change; its notice fails
             await asyncio.sleep(0.5)
             assert received.empty()
+            assert failures  # each failed publish is told (scoreboard_backend_errors_total)
             await proxy.restore()  # no further change: only the retry can deliver it
             async with asyncio.timeout(5):
                 notice = await received.get()
-            assert orjson.loads(notice) == {"type": "changed", "scope": "global"}
+            # `at`: the commit's time, kept across the retry (fan-out latency, docs/OPERATIONS.md).
+            decoded = orjson.loads(notice)
+            assert decoded == {"type": "changed", "scope": "global", "at": decoded["at"]}
+            assert committed_at <= decoded["at"] < committed_at + 0.5
         finally:
             await board.close()
             await writer.close()

@@ -43,6 +43,12 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
 TopSource = Callable[[str, int], Awaitable[list[RankedEntry]]]
+# `on_pass(frames, since)`: once per fan-out pass that handed frames to clients, how many, and
+# the wall-clock time of the earliest commit the pass shows (from the notices' `at`; None when
+# unknown, and for snapshots: a new client's, a resync's). Subscribers write synchronously when
+# their socket takes it (`Subscriber.show`), so the pass's end is when its frames reached the
+# sockets: the hook observes fan-out latency once per pass, never per client.
+PassHook = Callable[[int, float | None], None]
 
 
 class Hub:
@@ -56,9 +62,12 @@ class Hub:
         close_grace_seconds: float = CLOSE_GRACE_SECONDS,
         on_drop: Callable[[], None] | None = None,
         tracer: Tracer | None = None,
+        on_pass: PassHook | None = None,
     ) -> None:
         self._top = top
         self._tracer = tracer  # a `fan-out` span per round (scoreboard.tracing)
+        self._on_pass = on_pass
+        self._since: dict[str, float] = {}  # scope -> earliest commit time not yet fanned out
         self._tick = tick_seconds
         self._ping = ping_seconds
         self._send_timeout = send_timeout_seconds
@@ -108,8 +117,11 @@ class Hub:
         async with self._lock:
             items = tuple(await self._top(scope, limit))
             await dialect.prepare(items)
-            sub.show(frames(dialect.snapshot(limit, items, now_rfc3339())), items)
+            snapshot = frames(dialect.snapshot(limit, items, now_rfc3339()))
+            sub.show(snapshot, items)
             self._subs.setdefault(scope, set()).add(sub)
+        if self._on_pass is not None:
+            self._on_pass(len(snapshot), None)
         try:
             yield sub
         finally:
@@ -125,11 +137,15 @@ class Hub:
     # -- signals from the broker ---------------------------------------------------------------
     async def on_message(self, data: bytes) -> None:
         try:
-            scope = orjson.loads(data).get("scope", "global")
+            notice = orjson.loads(data)
+            scope = str(notice.get("scope", "global"))
         except (orjson.JSONDecodeError, AttributeError):
             log.warning("hub: ignoring malformed broker message %r", data[:100])
             return
-        self.mark_dirty(str(scope))
+        at = notice.get("at")
+        if type(at) is float and at < self._since.get(scope, float("inf")):
+            self._since[scope] = at
+        self.mark_dirty(scope)
 
     def mark_dirty(self, scope: str) -> None:
         self._dirty.add(scope)
@@ -143,12 +159,16 @@ class Hub:
                     continue
                 top, stamp = await self._read(scope, subs)
                 snapshots: dict[tuple[Dialect, int], list[TextFrame]] = {}
+                sent = 0
                 for sub in subs:
                     items = tuple(top[: sub.limit])
                     key = (sub.dialect, sub.limit)
                     if key not in snapshots:
                         snapshots[key] = frames(sub.dialect.snapshot(sub.limit, items, stamp))
                     sub.resnapshot(snapshots[key], items)
+                    sent += len(snapshots[key])
+                if self._on_pass is not None:
+                    self._on_pass(sent, None)
 
     # -- fan-out -------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -177,11 +197,14 @@ class Hub:
 
     async def _fan_out(self, scope: str) -> None:
         async with self._lock:
+            since = self._since.pop(scope, None)
             subs = self._subs.get(scope)
             if not subs:
                 return
             top, stamp = await self._read(scope, subs)
-            _Pass(top, stamp).deliver(subs)
+            sent = _Pass(top, stamp).deliver(subs)
+            if sent and self._on_pass is not None:
+                self._on_pass(sent, since)
 
     async def _read(self, scope: str, subs: set[Subscriber]) -> tuple[list[RankedEntry], str]:
         """The top as deep as any subscriber sees, each dialect in use prepared for it (see
@@ -235,7 +258,9 @@ class _Pass:
         self._encoded: dict[tuple[Dialect, int, int], list[TextFrame]] = {}
         self._pinned: list[object] = []
 
-    def deliver(self, subs: set[Subscriber]) -> None:
+    def deliver(self, subs: set[Subscriber]) -> int:
+        """Hand each client that sees a change its frames; how many frames were handed."""
+        sent = 0
         for sub in subs:
             limit = sub.limit
             items = self._states.get(limit)
@@ -248,7 +273,10 @@ class _Pass:
                 unchanged = self._unchanged[key] = current == items
                 self._pinned.append(current)
             if not unchanged:
-                sub.show(self._messages(sub, items), items)
+                messages = self._messages(sub, items)
+                sent += len(messages)
+                sub.show(messages, items)
+        return sent
 
     def _messages(self, sub: Subscriber, items: Items) -> list[TextFrame]:
         shown = sub.shown

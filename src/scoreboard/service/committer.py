@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -72,7 +73,11 @@ class GroupCommitter:
         on_batch: Callable[[int], None] | None = None,
         timeout: float = 2.0,
         after_commit: AfterCommit | None = None,
+        on_commit_seconds: Callable[[float], None] | None = None,
     ) -> None:
+        """`on_batch(size)` and `on_commit_seconds(seconds)`: each committed batch's size and
+        its store call's duration (metrics)."""
+        self._on_commit_seconds = on_commit_seconds
         self._store = store
         self._timeout = timeout
         self._window = window_seconds
@@ -153,6 +158,7 @@ class GroupCommitter:
         batch = [(command, future) for command, future in batch if not future.done()]
         if not batch:
             return
+        started = time.perf_counter()
         try:
             outcomes = await self._store.record_events([command for command, _ in batch])
         except ServiceUnavailable as exc:
@@ -166,6 +172,8 @@ class GroupCommitter:
             return
         if self._on_batch is not None:
             self._on_batch(len(batch))
+        if self._on_commit_seconds is not None:
+            self._on_commit_seconds(time.perf_counter() - started)
         ranks = await self._ranks(outcomes)
         for (_, future), outcome, rank in zip(batch, outcomes, ranks, strict=True):
             if not future.done():

@@ -84,14 +84,20 @@ class LeaderboardService:
         *,
         cache: TopCache | None = None,
         check_seconds: float = 0.5,
+        on_rebuild: Callable[[str], None] | None = None,
+        on_publish_failed: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._index = index
         self.cache = cache or TopCache()
         self.keeper = IndexKeeper(
-            store, index, check_seconds=check_seconds, on_new_index=self._new_index
+            store,
+            index,
+            check_seconds=check_seconds,
+            on_new_index=self._new_index,
+            on_rebuild=on_rebuild,
         )
-        self.notices = ChangeNotices(broker)
+        self.notices = ChangeNotices(broker, on_publish_failed)
 
     @property
     def index_ready(self) -> bool:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from limits import parse
 
 from scoreboard.domain.errors import RateLimited
-from scoreboard.realtime.base import Charge, RateLimiter
+from scoreboard.realtime.base import Charge, RateDecision, RateLimiter
 
 
 async def enforce(
@@ -29,6 +29,32 @@ async def enforce_all(
     decision = await limiter.charge(charges, *key)
     if not decision.allowed:
         raise RateLimited(decision.retry_after, messages[decision.refused_by or 0])
+
+
+class CountedLimiter:
+    """A `RateLimiter` telling `on_refused(name)` of every refusal of the one it wraps: the
+    name is the counter's (`enforce`'s first key part: "register-ip", "login-user-ip", ...;
+    for `charge`, the first refusing charge's name: "score" or "points"). Each refusal is one
+    `RateLimited`, one 429 answer: the wiring's single place that sees them all."""
+
+    def __init__(self, inner: RateLimiter, on_refused: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._on_refused = on_refused
+
+    async def hit(self, limit: str, *key: str, cost: int = 1) -> RateDecision:
+        decision = await self._inner.hit(limit, *key, cost=cost)
+        if not decision.allowed:
+            self._on_refused(key[0] if key else "")
+        return decision
+
+    async def charge(self, charges: Sequence[Charge], *key: str) -> RateDecision:
+        decision = await self._inner.charge(charges, *key)
+        if not decision.allowed:
+            self._on_refused(charges[decision.refused_by or 0].name)
+        return decision
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def points_budget(points_limit: str, score_limit: str, max_points: int) -> str:

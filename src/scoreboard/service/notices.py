@@ -4,6 +4,8 @@ One owner of publishing. Notices are coalesced: at most one publish in flight pe
 the scopes changed meanwhile go out together after it. A notice that fails stays pending and
 is tried again with backoff, so no process's clients miss a change once the broker is back.
 Notices are idempotent ("scope changed", never a delta), which is what makes merging safe.
+Each carries `at`, the wall-clock time (Unix seconds) of the earliest commit it tells of, for
+the hubs' fan-out latency (`scoreboard_fanout_seconds`); a hub ignores a notice without it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 
 import orjson
 
@@ -23,9 +27,11 @@ log = logging.getLogger(__name__)
 class ChangeNotices:
     """Publishes change notices from one task (`start`); before it runs, each is sent at once."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, on_failed: Callable[[], None] | None = None) -> None:
+        """`on_failed()`: each publish the broker could not take (metrics)."""
         self._broker = broker
-        self._pending: set[str] = set()
+        self._on_failed = on_failed
+        self._pending: dict[str, float] = {}  # scope -> its earliest commit not yet told
         self._wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
 
@@ -42,17 +48,21 @@ class ChangeNotices:
     async def publish(self, scope: str) -> None:
         """Tell every process that `scope` changed. Never raises."""
         if self._publisher is not None and not self._publisher.done():
-            self._pending.add(scope)
+            self._pending.setdefault(scope, time.time())
             self._wake.set()
             return
-        await self._publish(scope)  # not started (tools, tests): once, best effort
+        await self._publish(scope, time.time())  # not started (tools, tests): once, best effort
 
-    async def _publish(self, scope: str) -> bool:
+    async def _publish(self, scope: str, at: float) -> bool:
         try:
-            return await self._broker.publish(orjson.dumps({"type": "changed", "scope": scope}))
+            notice = {"type": "changed", "scope": scope, "at": at}
+            published = await self._broker.publish(orjson.dumps(notice))
         except Exception:
             log.exception("publish of a change notice failed")
-            return False
+            published = False
+        if not published and self._on_failed is not None:
+            self._on_failed()
+        return published
 
     async def _publish_loop(self) -> None:
         """Send pending notices; one that fails is tried again after a delay (0.1 s doubling
@@ -65,11 +75,11 @@ class ChangeNotices:
             else:
                 await self._wake.wait()
             self._wake.clear()
-            scopes, self._pending = self._pending, set()
-            failed = {scope for scope in scopes if not await self._publish(scope)}
+            scopes, self._pending = self._pending, {}
+            failed = {s: at for s, at in scopes.items() if not await self._publish(s, at)}
             resume_cancel()
             if failed:
-                self._pending |= failed
+                self._pending = failed | self._pending
                 delay = min(2.0, max(0.1, delay * 2))
             else:
                 delay = 0.0

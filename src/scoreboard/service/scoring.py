@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -22,7 +23,10 @@ import orjson
 
 from scoreboard.domain.catalogue import Catalogue
 from scoreboard.domain.errors import (
+    DomainError,
     IdempotencyConflict,
+    RateLimited,
+    ServiceUnavailable,
     Unauthenticated,
     ValidationFailed,
 )
@@ -33,6 +37,22 @@ from scoreboard.service.limits import enforce_all, points_budget
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
 
 MAX_KEY_LENGTH = 255
+
+# `on_event(action, outcome)`: every `record` answer, once. `action` is the catalogue's action
+# type, "unknown" for one the catalogue does not know (a client's string never becomes a
+# label); `outcome` is recorded | replayed | conflict | rate_limited | unavailable | refused
+# (any other refusal: validation, a lifecycle-only action, the user gone).
+EventHook = Callable[[str, str], None]
+
+
+def _outcome(error: DomainError) -> str:
+    if isinstance(error, IdempotencyConflict):
+        return "conflict"
+    if isinstance(error, RateLimited):
+        return "rate_limited"
+    if isinstance(error, ServiceUnavailable):
+        return "unavailable"
+    return "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +101,10 @@ class ScoringService:
         limiter: RateLimiter,
         score_limit: str,
         points_limit: str = "",
+        on_event: EventHook | None = None,
     ) -> None:
+        self._on_event = on_event
+        self._known = frozenset(rule.action_type for rule in catalogue.rules())
         self._committer = committer
         self._board = board
         self._catalogue = catalogue
@@ -119,6 +142,26 @@ class ScoringService:
         action_id: str | None = None,
     ) -> ScoreResult:
         """Validate, rate limit, commit (group commit) and publish one score event."""
+        if self._on_event is None:
+            return await self._record(user_id, action_type, idempotency_key, increment, action_id)
+        key = self._catalogue.default_action_type if action_type is None else action_type
+        label = key if key in self._known else "unknown"
+        try:
+            result = await self._record(user_id, action_type, idempotency_key, increment, action_id)
+        except DomainError as error:
+            self._on_event(label, _outcome(error))
+            raise
+        self._on_event(label, "replayed" if result.replayed else "recorded")
+        return result
+
+    async def _record(
+        self,
+        user_id: str,
+        action_type: str | None,
+        idempotency_key: str | None,
+        increment: int | None,
+        action_id: str | None,
+    ) -> ScoreResult:
         rule = self._catalogue.get(action_type)
         if action_id is None:
             rule.check_direct()

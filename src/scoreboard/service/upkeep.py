@@ -77,9 +77,12 @@ class IndexKeeper:
         *,
         check_seconds: float = 0.5,
         on_new_index: Callable[[bool], Awaitable[None]] | None = None,
+        on_rebuild: Callable[[str], None] | None = None,
     ) -> None:
         """`on_new_index(here)` runs after a new index landed: rebuilt here (True) or by
-        another process whose rebuild this one joined (False)."""
+        another process whose rebuild this one joined (False). `on_rebuild(outcome)` is told
+        of each rebuild this process attempted: "done" or "failed" (metrics)."""
+        self._on_rebuild = on_rebuild
         self._store = store
         self._index = index
         self._shared = index if isinstance(index, SharedIndex) else None
@@ -214,12 +217,20 @@ class IndexKeeper:
                 self._rebuilding, self.ok = True, False
                 try:
                     count = await self._rebuild(on_page)
+                except BaseException:
+                    self._rebuilt("failed")
+                    raise
                 finally:
                     self._rebuilding = False
+        self._rebuilt("done")
         log.info("rank index rebuilt: %d users", count)
         if self._on_new_index is not None:
             await self._on_new_index(True)
         return count
+
+    def _rebuilt(self, outcome: str) -> None:
+        if self._on_rebuild is not None:
+            self._on_rebuild(outcome)
 
     async def _rebuild(self, on_page: Callable[[int], None] | None) -> int:
         await asyncio.sleep(self.grace)

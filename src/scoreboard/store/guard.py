@@ -86,6 +86,14 @@ class Guard:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._abandoned: set[asyncio.Task[Any]] = set()
+        # Told of every `ServiceUnavailable` raised here, with the store call's name
+        # ("record_events"): set by the app's wiring (metrics), None in tools and tests.
+        self.on_error: Callable[[str], None] | None = None
+
+    def _failed(self, name: str, exc: BaseException) -> ServiceUnavailable:
+        if self.on_error is not None:
+            self.on_error(name.rpartition(".")[2])
+        return unavailable(exc)
 
     async def run(self, work: Coroutine[Any, Any, R]) -> R:
         """Await `work` for at most `seconds` (less if the request's budget has less left);
@@ -103,12 +111,12 @@ class Guard:
             raise
         if not done:
             self.abandon(task)
-            raise unavailable(TimeoutError(f"{name}: no answer within {self.seconds} s"))
+            raise self._failed(name, TimeoutError(f"{name}: no answer within {self.seconds} s"))
         try:
             return task.result()
         except Exception as exc:
             if is_database_error(exc):
-                raise unavailable(exc) from exc
+                raise self._failed(name, exc) from exc
             raise
 
     def abandon(self, task: asyncio.Task[Any]) -> None:
