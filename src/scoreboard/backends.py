@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scoreboard.aio import resume_cancel
 from scoreboard.config import Settings
@@ -156,15 +157,43 @@ async def _open_redis(settings: Settings, store: Store, on_error: ErrorHook | No
         connect_timeout=max(timeout, 1.0),
         backoff_max=2.0,  # a reconnect attempt every 2 s at worst: cheap, and quick to resync
         ping_interval=max(2.0, 2 * timeout),
+        on_lost=None if on_error is None else lambda: on_error("redis", "subscribe"),
     )
+    index: RankIndex = SharedRedisIndex(client, prefix)
+    if on_error is not None:
+        index = cast(RankIndex, CountingErrors(index, lambda name: on_error("redis", name)))
     return Backends(
         store,
-        SharedRedisIndex(client, prefix),
+        index,
         broker,
         limiter,
         client.ping,
         client.aclose,
     )
+
+
+class CountingErrors:
+    """A proxy of the Redis rank index: every failed call (any exception out of a coroutine
+    method) is reported to `on_error(method)` and re-raised; the service's own handling of it
+    (read from SQL, rebuild) is unchanged."""
+
+    def __init__(self, inner: Any, on_error: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._on_error = on_error
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(value):
+            return value
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await value(*args, **kwargs)
+            except Exception:
+                self._on_error(f"index.{name}")
+                raise
+
+        return counted
 
 
 class SharedRedisIndex:

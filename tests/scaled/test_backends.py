@@ -10,9 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.exceptions import RedisError
 from tests.conftest import require_commands
+from tests.throwaway import ThrowawayRedis
 
-from scoreboard.backends import FailOpenLimiter, SharedRedisIndex, limits_uri, open_backends
+from scoreboard.backends import (
+    CountingErrors,
+    FailOpenLimiter,
+    SharedRedisIndex,
+    limits_uri,
+    open_backends,
+    redis_client,
+)
 from scoreboard.config import Settings
 from scoreboard.domain.ranking import RankedEntry, Standing
 from scoreboard.realtime.redis import RedisBroker
@@ -101,3 +110,40 @@ async def test_rediss_is_wired_without_connecting(tmp_path: Path) -> None:
 async def test_unknown_scheme_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Unsupported Redis URL scheme"):
         await open_backends(settings(tmp_path, "memcached://127.0.0.1:11211"))
+
+
+async def test_redis_index_and_subscription_failures_are_reported(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    """`open_backends(on_error=...)`: a failed Redis index call and every failed subscription
+    attempt reach the hook (metrics: `scoreboard_backend_errors_total{backend="redis"}`)."""
+    errors: list[str] = []
+    client = redis_client(throwaway_redis.url, 0.3)
+    index = CountingErrors(SharedRedisIndex(client, "t:"), errors.append)
+    await index.state()  # reachable: nothing reported
+    assert errors == []
+    lost: list[int] = []
+    broker = RedisBroker(
+        throwaway_redis.url,
+        "t:events",
+        connect_timeout=0.3,
+        backoff_initial=0.05,
+        backoff_max=0.1,
+        ping_interval=0.2,
+        on_lost=lambda: lost.append(1),
+    )
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    await broker.start(nothing, nothing)
+    throwaway_redis.kill()
+    try:
+        with pytest.raises((RedisError, OSError)):
+            await index.state()
+        assert errors == ["index.state"]
+        await asyncio.sleep(0.8)
+        assert len(lost) >= 2  # every failed attempt, not only the first
+    finally:
+        await broker.close()
+        await client.aclose()

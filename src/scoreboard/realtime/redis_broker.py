@@ -74,6 +74,7 @@ class RedisBroker:
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
         ping_interval: float = 5.0,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         if isinstance(url_or_client, str):
             self._client = aioredis.Redis.from_url(
@@ -101,6 +102,7 @@ class RedisBroker:
         self._where = server_name(self._client)
         self._lost = RepeatedWarning(log, every=LOST_EVERY_SECONDS)
         self._down = False
+        self._on_lost = on_lost  # every failed (re)subscription, for metrics
 
     @property
     def connected(self) -> bool:
@@ -196,6 +198,8 @@ class RedisBroker:
                 delay = self._delay(attempt)
                 attempt += 1
                 self._down = True
+                if self._on_lost is not None:
+                    self._on_lost()
                 self._lost.warn(
                     LOST,
                     "redis broker: subscription to %s on %s lost (%r); retrying every %.0f s",
