@@ -62,9 +62,10 @@ def test_an_unknown_format_is_refused() -> None:
 
 
 def test_request_id_from_the_client_only_when_sane() -> None:
-    assert logs.request_id_from("trace-42") == "trace-42"
+    ids = logs.RequestIds()
+    assert logs.request_id_from("trace-42", ids) == "trace-42"
     for bad in (None, "", "x" * 129, "has space", "new\nline"):
-        made = logs.request_id_from(bad)
+        made = logs.request_id_from(bad, ids)
         assert made != bad and logs.VALID_REQUEST_ID.fullmatch(made)
 
 
@@ -84,3 +85,10 @@ def test_a_repeated_warning_is_logged_once_per_interval(caplog: pytest.LogCaptur
         "redis 10.0.0.5:6379 unreachable (3 more like this in the last 60 s)"
     )
     assert len(caplog.records) == 3
+
+
+def test_made_request_ids_are_unique_within_and_across_processes() -> None:
+    one, two = logs.RequestIds(), logs.RequestIds()
+    made = [one.new() for _ in range(1000)] + [two.new() for _ in range(1000)]
+    assert len(set(made)) == 2000
+    assert all(len(i) == 16 and logs.VALID_REQUEST_ID.fullmatch(i) for i in made)

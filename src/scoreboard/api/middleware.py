@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scoreboard.api.errors import error_payload
 from scoreboard.api.text import refuse_not_text
 from scoreboard.deadline import request_budget
-from scoreboard.logs import REQUEST_ID, request_id_from
+from scoreboard.logs import REQUEST_ID, RequestIds, request_id_from
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -70,8 +70,8 @@ def _scan(scope: Scope) -> tuple[str | None, bytes | None, bytes | None]:
     return bad, declared, given
 
 
-def _request_id(given: bytes | None) -> str:
-    return request_id_from(given.decode("latin-1") if given is not None else None)
+def _request_id(given: bytes | None, ids: RequestIds) -> str:
+    return request_id_from(given.decode("latin-1") if given is not None else None, ids)
 
 
 def _tagged(send: Send, request_id: bytes) -> Send:
@@ -105,6 +105,7 @@ class RequestLayer:
         self.budget_seconds = budget_seconds
         self.observe = observe
         self.tracer = tracer  # a SERVER span per request when tracing (scoreboard.tracing)
+        self.ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -113,7 +114,7 @@ class RequestLayer:
                 await self.app(scope, receive, send)
                 return
             part, _, given = _scan(scope)
-            token = REQUEST_ID.set(_request_id(given))
+            token = REQUEST_ID.set(_request_id(given, self.ids))
             try:
                 if part is not None:
                     await refuse_not_text(scope, receive, send, part)
@@ -123,7 +124,7 @@ class RequestLayer:
                 REQUEST_ID.reset(token)
             return
         part, declared, given = _scan(scope)
-        request_id = _request_id(given)
+        request_id = _request_id(given, self.ids)
         token = REQUEST_ID.set(request_id)
         try:
             if part is not None:
