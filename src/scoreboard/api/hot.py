@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +31,6 @@ from scoreboard.api.text import decode_json
 from scoreboard.api.v1 import score_event_body
 from scoreboard.container import Services
 from scoreboard.domain.errors import DomainError
-from scoreboard.domain.ranking import RankedEntry
 from scoreboard.domain.times import rfc3339
 from scoreboard.service.leaderboard import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
 
@@ -100,15 +98,6 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
                 raise _FallThrough
             found[name] = value
     return found
-
-
-def _entry(entry: RankedEntry) -> dict[str, Any]:
-    return {
-        "rank": entry.rank,
-        "user_id": entry.user_id,
-        "display_name": entry.display_name,
-        "score": entry.score,
-    }
 
 
 async def _send_json(send: Send, status: int, body: bytes) -> None:
@@ -188,7 +177,7 @@ class HotRoutes:
             "limit": page.limit,
             "offset": page.offset,
             "total": page.total,
-            "items": [_entry(entry) for entry in page.items],
+            "items": [entry.as_dict() for entry in page.items],
             "generated_at": rfc3339(page.generated_at),
         }
         return orjson.dumps(body)
@@ -209,7 +198,7 @@ class HotRoutes:
             "display_name": mine.display_name,
             "score": mine.score,
             "rank": mine.rank,
-            "around_me": [_entry(entry) for entry in mine.around],
+            "around_me": [entry.as_dict() for entry in mine.around],
         }
         return orjson.dumps(body)
 
