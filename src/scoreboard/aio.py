@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 def resume_cancel() -> None:
@@ -16,3 +19,25 @@ def resume_cancel() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+class MethodProxy:
+    """A proxy of an object whose coroutine methods each go through `around(name, call)`
+    (a span, an error count); everything else passes through. Each method is wrapped once,
+    on first use, and kept: later calls cost no more than the wrapper itself."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(value):
+            return value
+        wrapped = self._around(name, value)
+        setattr(self, name, wrapped)
+        return wrapped
+
+    def _around(
+        self, name: str, call: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        raise NotImplementedError

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from scoreboard.aio import resume_cancel
+from scoreboard.aio import MethodProxy, resume_cancel
 from scoreboard.config import Settings
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.domain.ranking import RankedEntry, Standing
@@ -172,25 +171,25 @@ async def _open_redis(settings: Settings, store: Store, on_error: ErrorHook | No
     )
 
 
-class CountingErrors:
+class CountingErrors(MethodProxy):
     """A proxy of the Redis rank index: every failed call (any exception out of a coroutine
     method) is reported to `on_error(method)` and re-raised; the service's own handling of it
     (read from SQL, rebuild) is unchanged."""
 
     def __init__(self, inner: Any, on_error: Callable[[str], None]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._on_error = on_error
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
-        if name.startswith("_") or not inspect.iscoroutinefunction(value):
-            return value
+    def _around(
+        self, name: str, call: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        on_error, label = self._on_error, f"index.{name}"
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
             try:
-                return await value(*args, **kwargs)
+                return await call(*args, **kwargs)
             except Exception:
-                self._on_error(f"index.{name}")
+                on_error(label)
                 raise
 
         return counted

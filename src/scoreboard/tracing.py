@@ -23,6 +23,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, Tracer
 
+from scoreboard.aio import MethodProxy
 from scoreboard.backends import Backends
 
 # What the SDK reads; any of them set means "export".
@@ -60,35 +61,25 @@ def tracer_of(provider: Any | None) -> Tracer | None:
     return None if provider is None else provider.get_tracer(SCOPE)
 
 
-class Traced:
-    """A proxy of a backend object whose every coroutine method call is a span
-    `<prefix> <method>` (e.g. `redis apply_many`); everything else passes through."""
+class Traced(MethodProxy):
+    """A backend whose every coroutine method call is a span `<prefix> <method>` (e.g.
+    `redis apply_many`)."""
 
     def __init__(self, inner: Any, tracer: Tracer, prefix: str) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._tracer = tracer
         self._prefix = prefix
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
-        if not callable(value) or name.startswith("_"):
-            return value
-        import inspect
-
-        if not inspect.iscoroutinefunction(value):
-            return value
-        return self._wrap(name, value)
-
-    def _wrap(
+    def _around(
         self, name: str, call: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
         span_name = f"{self._prefix} {name}"
-        tracer = self._tracer
+        tracer, system = self._tracer, self._prefix
 
         @functools.wraps(call)
         async def traced(*args: Any, **kwargs: Any) -> Any:
             with tracer.start_as_current_span(span_name, kind=SpanKind.CLIENT) as span:
-                span.set_attribute("db.system", self._prefix)
+                span.set_attribute("db.system", system)
                 return await call(*args, **kwargs)
 
         return traced
@@ -98,15 +89,17 @@ class TracedStore(Traced):
     """The store, with `record_events` (the group commit's one call per batch) as a span
     `group commit` carrying the batch size; other calls pass through untraced."""
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
+    def _around(
+        self, name: str, call: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
         if name != "record_events":
-            return value
+            return call
+        tracer = self._tracer
 
         async def record_events(commands: Any) -> Any:
-            with self._tracer.start_as_current_span("group commit") as span:
+            with tracer.start_as_current_span("group commit") as span:
                 span.set_attribute("scoreboard.batch_size", len(commands))
-                return await value(commands)
+                return await call(commands)
 
         return record_events
 

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
+from opentelemetry.propagate import extract
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -145,26 +147,25 @@ class RequestLayer:
             REQUEST_ID.reset(token)
 
 
-def _carrier_get(carrier: Scope, key: str) -> list[str] | None:
-    name = key.lower().encode("latin-1")
-    values = [v.decode("latin-1") for k, v in carrier["headers"] if k == name]
-    return values or None
+class _ScopeHeaders(Getter[Scope]):
+    """W3C trace-context headers read from an ASGI scope (tracing only)."""
+
+    def get(self, carrier: Scope, key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        values = [v.decode("latin-1") for k, v in carrier["headers"] if k == name]
+        return values or None
+
+    def keys(self, carrier: Scope) -> list[str]:
+        return [k.decode("latin-1") for k, _ in carrier["headers"]]
+
+
+_SCOPE_HEADERS = _ScopeHeaders()
 
 
 async def _traced(tracer: Tracer, responder: _Responder, request_id: str) -> None:
     """The request as a SERVER span, child of the caller's `traceparent` when it sent one."""
-    from opentelemetry.propagate import extract
-    from opentelemetry.propagators.textmap import Getter
-
-    class _Headers(Getter[Scope]):
-        def get(self, carrier: Scope, key: str) -> list[str] | None:
-            return _carrier_get(carrier, key)
-
-        def keys(self, carrier: Scope) -> list[str]:
-            return [k.decode("latin-1") for k, _ in carrier["headers"]]
-
     scope = responder.scope
-    context = extract(scope, getter=_Headers())
+    context = extract(scope, getter=_SCOPE_HEADERS)
     method = scope["method"]
     with tracer.start_as_current_span(method, context=context, kind=SpanKind.SERVER) as span:
         span.set_attribute("http.request.method", method)
