@@ -355,3 +355,23 @@ class BoardCatalogue:
     def total(self) -> Board | None:
         """The first board that is each user's total score (`Board.is_total`), if any."""
         return next((b for b in self._boards.values() if b.is_total), None)
+
+
+def fold(
+    aggregate: Aggregate, held: tuple[int, int] | None, points: int, at_us: int
+) -> tuple[int, int] | None:
+    """The one rule of a board row: (score, reached_at_us) after an event of `points` at
+    `at_us`, given what the row `held` (None: the user is not on this list yet); None when
+    the event leaves the row as it was. `sum` adds (the time moves on with any non-zero
+    change, as on the total); `best` keeps the highest single event, the earliest time
+    reaching it."""
+    if held is None:
+        return points, at_us
+    score = held[0]
+    if aggregate == "sum":
+        if points == 0:
+            return None
+        return score + points, at_us
+    if points > score:
+        return points, at_us
+    return None
