@@ -24,7 +24,7 @@ from scoreboard.domain.errors import InvalidScope, ValidationFailed
 
 
 def us(*args: int, tz: str = "UTC") -> int:
-    return to_us(datetime(*args, tzinfo=ZoneInfo(tz)))  # type: ignore[misc]
+    return to_us(datetime(*args, tzinfo=ZoneInfo(tz)))  # type: ignore[arg-type,misc]
 
 
 DAILY = Board("d", "d", "daily")
