@@ -20,13 +20,14 @@ from opentelemetry.trace import Tracer
 
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
-from scoreboard.api import compat, docs_pages, errors, openapi, ops, v1, ws
+from scoreboard.api import boards, compat, docs_pages, errors, openapi, ops, v1, ws
 from scoreboard.api.hot import HotRoutes
 from scoreboard.api.middleware import RequestLayer
 from scoreboard.backends import Backends, open_backends
 from scoreboard.config import Settings
 from scoreboard.container import Services
 from scoreboard.domain.catalogue import Catalogue
+from scoreboard.domain.ranking import RankedEntry
 from scoreboard.drain import Drain
 from scoreboard.metrics import Metrics
 from scoreboard.realtime.dialects import CanonicalDialect, DialectRegistry
@@ -36,9 +37,11 @@ from scoreboard.redact import install_log_redaction
 from scoreboard.service.actions import ActionService
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
+from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.limits import CountedLimiter
+from scoreboard.service.live import Live
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
@@ -67,8 +70,9 @@ def build_services(
         guard.on_error = functools.partial(metrics.backend_error, "database")
     board = LeaderboardService(
         backends.store,
-        backends.index,
+        backends.indexes,
         backends.broker,
+        catalogue=backends.boards,
         cache=TopCache(max_age=settings.top_cache_seconds),
         check_seconds=settings.index_check_seconds,
         on_rebuild=metrics.rebuilt,
@@ -110,8 +114,12 @@ def build_services(
         on_event=metrics.score_event,
     )
     avatars = AvatarCache(backends.store)
+
+    async def hub_top(key: str, limit: int) -> list[RankedEntry]:  # `live` is made below
+        return await live.top(key, limit)
+
     hub = Hub(
-        board.top,
+        hub_top,
         tick_seconds=settings.ws_tick_ms / 1000,
         ping_seconds=settings.ws_ping_seconds,
         send_timeout_seconds=settings.ws_send_timeout_seconds,
@@ -119,11 +127,13 @@ def build_services(
         tracer=tracer,
         on_pass=metrics.fanned_out,
     )
+    dialects = DialectRegistry([CanonicalDialect(), *compat_dialects(avatars.avatars)])
+    live = Live(board, hub, dialects, identity.authenticate, require_auth=settings.ws_require_auth)
     return Services(
         settings=settings,
         catalogue=catalogue,
         store=backends.store,
-        index=backends.index,
+        indexes=backends.indexes,
         broker=backends.broker,
         limiter=backends.limiter,
         committer=committer,
@@ -131,13 +141,15 @@ def build_services(
         scoring=scoring,
         identity=identity,
         hub=hub,
-        dialects=DialectRegistry([CanonicalDialect(), *compat_dialects(avatars.avatars)]),
+        dialects=dialects,
+        live=live,
         metrics=metrics,
         avatars=avatars,
         actions=ActionService(
             backends.store, scoring, board, catalogue, limiter, settings.rate_limit_score
         ),
         profiles=ProfileService(backends.store, board, avatars),
+        friends=FriendService(backends.store),
         redis_ping=backends.redis_ping,
     )
 
@@ -183,18 +195,12 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     # process committed before a crash may never have reached it. Reads use SQL until then.
     await board.maintain()
 
-    async def on_message(message: bytes) -> None:
-        board.changed_elsewhere(message)
-        await hub.on_message(message)
-
-    async def on_resync() -> None:
-        board.resynced()
-        await hub.on_resync()
-
+    live = services.live
     services.committer.start()
     hub.start()
     board.start()
-    await services.broker.start(on_message, on_resync)
+    live.start()
+    await services.broker.start(live.on_message, live.on_resync)
     maintainer = asyncio.create_task(_maintain(services), name="index-maintainer")
     # Everything start-up made (modules, the app, an in-memory index of the whole board)
     # lives as long as the process: out of the collector's view, full collections walk only
@@ -206,6 +212,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         maintainer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await maintainer
+        await live.close()
         await hub.close()
         await services.committer.close()
         await board.close()
@@ -259,6 +266,7 @@ def create_app(
     app.state.tracer = tracer = tracer_of(provider)
     errors.install(app)
     app.include_router(v1.router)
+    app.include_router(boards.router)
     app.include_router(ops.router)
     ws.add_live_route(app, "/ws/leaderboard", "canonical")
     compat.install(app)

@@ -168,34 +168,53 @@ def reindex(
     wait: Annotated[
         float, typer.Option(help="Seconds to wait while another process is rebuilding.")
     ] = 60.0,
+    scope: Annotated[
+        str | None, typer.Option(help="One board (default: every board of the catalogue).")
+    ] = None,
 ) -> None:
-    """Rebuild the rank index (Redis, when configured) from the database."""
+    """Recompute the boards from the event log, then rebuild the rank indexes (Redis, when
+    configured) from the database. The total board (`global`) is each user's total score,
+    kept in the same transaction as every event: only its index is rebuilt."""
     current = settings()
     require_database(current)
+    catalogue = current.board_catalogue()
+    if scope is not None and scope not in catalogue:
+        console.print(
+            f"[red]unknown board {scope!r}; known: {sorted(b.board_id for b in catalogue)}[/]"
+        )
+        raise typer.Exit(2)
     if not current.redis_url:
         console.print(
             "no SCOREBOARD_REDIS_URL: the in-process index is rebuilt by every `serve` at "
             "start-up; checking the database only"
         )
-    count = asyncio.run(_reindex(current, wait=wait))
+    count = asyncio.run(_reindex(current, wait=wait, scope=scope))
     if count is None:
         console.print("[red]another process kept rebuilding the index; try again later[/]")
         raise typer.Exit(1)
     console.print(f"indexed {count} users")
 
 
-async def _reindex(settings: Settings, *, wait: float = 60.0) -> int | None:
-    """Rebuild as the service does (lock, grace for the serving processes to defer their
-    updates, swap, publish), with a progress bar. None if the lock stayed taken `wait` s."""
+async def _reindex(
+    settings: Settings, *, wait: float = 60.0, scope: str | None = None
+) -> int | None:
+    """Recompute the boards' rows from the log, then rebuild their indexes as the service does
+    (lock, grace for the serving processes to defer their updates, swap, publish), with a
+    progress bar. None if a lock stayed taken `wait` s."""
     from scoreboard.backends import open_backends
     from scoreboard.service.leaderboard import LeaderboardService
 
     backends = await open_backends(settings)
     try:
+        for board_def in backends.boards:
+            if not board_def.is_total and scope in (None, board_def.board_id):
+                rows = await backends.store.rebuild_board(board_def.board_id)
+                console.print(f"board {board_def.board_id}: {rows} rows recomputed from the log")
         board = LeaderboardService(
             backends.store,
-            backends.index,
+            backends.indexes,
             backends.broker,
+            catalogue=backends.boards,
             check_seconds=settings.index_check_seconds,
         )
         # Counted while the rebuild runs: a count of a big board takes seconds of its own.
@@ -214,7 +233,9 @@ async def _reindex(settings: Settings, *, wait: float = 60.0) -> int | None:
             try:
                 while True:
                     progress.reset(task)
-                    count = await board.rebuild(on_page=lambda n: progress.advance(task, n))
+                    count = await board.rebuild(
+                        on_page=lambda n: progress.advance(task, n), scope=scope
+                    )
                     if count is not None:
                         progress.update(task, total=count, completed=count)
                     if count is not None or asyncio.get_running_loop().time() >= deadline:

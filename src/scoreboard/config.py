@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from scoreboard.domain.boards import BoardCatalogue
 
 
 class Settings(BaseSettings):
@@ -36,6 +40,10 @@ class Settings(BaseSettings):
 
     # Rules and limits.
     actions_file: Path | None = None  # JSON action catalogue; default catalogue when unset
+    # JSON board catalogue (domain/boards.py); unset: global, daily, weekly, monthly in UTC.
+    boards_file: Path | None = None
+    # Past periods stay readable at least this long (they are never pruned: see docs/BOARDS.md).
+    period_retention_days: int = Field(400, ge=1, le=100_000)
     rate_limit_score: str = "60/minute"
     rate_limit_login: str = "10/minute"  # per (username, client address) pair
     rate_limit_login_address: str = "30/minute"  # per client address, any usernames
@@ -107,6 +115,23 @@ class Settings(BaseSettings):
         if value or info.field_name != "rate_limit_points":  # only the budget may be empty
             parse_many(value)
         return value
+
+    @field_validator("boards_file")
+    @classmethod
+    def _valid_boards(cls, value: Path | None) -> Path | None:
+        """A bad boards file stops start-up here, naming the board and the field."""
+        if value is not None:
+            from scoreboard.domain.boards import BoardCatalogue
+
+            BoardCatalogue.from_file(value)
+        return value
+
+    def board_catalogue(self) -> BoardCatalogue:
+        from scoreboard.domain.boards import BoardCatalogue
+
+        if self.boards_file is None:
+            return BoardCatalogue.default()
+        return BoardCatalogue.from_file(self.boards_file)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

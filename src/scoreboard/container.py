@@ -10,14 +10,16 @@ from typing import Any
 from scoreboard.config import Settings
 from scoreboard.domain.catalogue import Catalogue
 from scoreboard.metrics import Metrics
-from scoreboard.realtime.base import Broker, RankIndex, RateLimiter
+from scoreboard.realtime.base import Broker, RankIndexes, RateLimiter
 from scoreboard.realtime.dialects import DialectRegistry
 from scoreboard.realtime.hub import Hub
 from scoreboard.service.actions import ActionService
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
+from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.live import Live
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
 from scoreboard.store.base import Store
@@ -28,7 +30,7 @@ class Services:
     settings: Settings
     catalogue: Catalogue
     store: Store
-    index: RankIndex
+    indexes: RankIndexes
     broker: Broker
     limiter: RateLimiter
     committer: GroupCommitter
@@ -41,4 +43,6 @@ class Services:
     avatars: AvatarCache
     actions: ActionService  # the action lifecycle (compatibility routes)
     profiles: ProfileService
+    friends: FriendService
+    live: Live
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured

@@ -31,12 +31,11 @@ from scoreboard.api.text import decode_json
 from scoreboard.api.v1 import score_event_body
 from scoreboard.container import Services
 from scoreboard.domain.errors import DomainError
-from scoreboard.domain.times import rfc3339
 from scoreboard.service.leaderboard import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
 
 JSON_HEADERS = (b"content-type", b"application/json")
-BOARD_PARAMS = frozenset({b"limit", b"offset", b"scope"})
-MINE_PARAMS = frozenset({b"scope", b"around"})
+BOARD_PARAMS = frozenset({b"limit", b"offset", b"scope", b"period", b"region"})
+MINE_PARAMS = frozenset({b"scope", b"around", b"period", b"region"})
 WANTED = frozenset({b"authorization", b"content-type", b"content-length", b"idempotency-key"})
 # Characters a query value may hold and mean itself (no escape, no `+`).
 PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
@@ -73,6 +72,16 @@ def _query(raw: bytes, known: frozenset[bytes]) -> dict[bytes, bytes]:
             raise _FallThrough
         params[name] = value
     return params
+
+
+def _text(params: dict[bytes, bytes], name: bytes, longest: int) -> str | None:
+    """A text parameter as the route's `Query(max_length=longest)` takes it (plain only)."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if len(raw) > longest:
+        raise _FallThrough
+    return raw.decode()
 
 
 def _int(params: dict[bytes, bytes], name: bytes, default: int, low: int, high: int) -> int:
@@ -169,31 +178,32 @@ class HotRoutes:
         limit = _int(params, b"limit", 10, 1, MAX_LIMIT)
         offset = _int(params, b"offset", 0, 0, MAX_OFFSET)
         board_scope = params.get(b"scope", b"global").decode()
+        period, region = _text(params, b"period", 16), _text(params, b"region", 64)
         if offset == 0:  # the top: its body is encoded once per change, by the top cache
-            return await services.board.page_json(board_scope, limit)
-        page = await services.board.page(board_scope, limit, offset)
-        body = {
-            "scope": page.scope,
-            "limit": page.limit,
-            "offset": page.offset,
-            "total": page.total,
-            "items": [entry.as_dict() for entry in page.items],
-            "generated_at": rfc3339(page.generated_at),
-        }
-        return orjson.dumps(body)
+            return await services.board.page_json(board_scope, limit, period=period, region=region)
+        page = await services.board.page(board_scope, limit, offset, period=period, region=region)
+        return orjson.dumps(page.body())
 
     async def _mine(self, scope: Scope, services: Services) -> bytes:
         params = _query(scope["query_string"], MINE_PARAMS)
         headers = _headers(scope)
         around = _int(params, b"around", 1, 0, MAX_AROUND)
         board_scope = params.get(b"scope", b"global").decode()
+        period, region = _text(params, b"period", 16), _text(params, b"region", 64)
         authorization = headers.get(b"authorization")
         token = bearer_token(None if authorization is None else authorization.decode("latin-1"))
         principal = await services.identity.authenticate(token)
         mine = await services.board.mine(
-            board_scope, principal.user_id, principal.display_name, around
+            board_scope,
+            principal.user_id,
+            principal.display_name,
+            around,
+            period=period,
+            region=region,
         )
+        assert mine.target is not None
         body = {
+            **mine.target.head(),
             "user_id": mine.user_id,
             "display_name": mine.display_name,
             "score": mine.score,

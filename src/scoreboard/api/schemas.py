@@ -48,6 +48,15 @@ class ActionOut(BaseModel):
     max_open_seconds: float
 
 
+class OnBoardOut(BaseModel):
+    """The user's standing on one board the event counted on."""
+
+    scope: str
+    period: str
+    score: int
+    rank: int | None
+
+
 class ScoreEventOut(BaseModel):
     event_id: int
     user_id: str
@@ -56,6 +65,7 @@ class ScoreEventOut(BaseModel):
     new_score: int
     rank: int | None
     processed_at: str
+    boards: list[OnBoardOut]
     idempotent: bool | None = None
 
 
@@ -66,8 +76,43 @@ class EntryOut(BaseModel):
     score: int
 
 
-class LeaderboardOut(BaseModel):
+class PeriodOut(BaseModel):
+    id: str = Field(description="all, 2026-12-01, 2026-W49 or 2026-12")
+    starts_at: str | None
+    ends_at: str | None = Field(description="null on an all-time board")
+
+
+class BoardHead(BaseModel):
     scope: str
+    period: PeriodOut
+    next_reset_at: str | None = Field(description="null on an all-time board")
+
+
+class BoardOut(BaseModel):
+    board_id: str
+    title: str
+    window: str
+    timezone: str
+    aggregate: str
+    actions: list[str] | None
+    partition: str | None
+    period: PeriodOut
+
+
+class BoardsOut(BaseModel):
+    boards: list[BoardOut]
+
+
+class FriendOut(BaseModel):
+    user_id: str
+    display_name: str
+
+
+class FriendsOut(BaseModel):
+    friends: list[FriendOut]
+
+
+class LeaderboardOut(BoardHead):
     limit: int
     offset: int
     total: int
@@ -75,7 +120,7 @@ class LeaderboardOut(BaseModel):
     generated_at: str
 
 
-class MeOut(BaseModel):
+class MeOut(BoardHead):
     user_id: str
     display_name: str
     score: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
@@ -33,6 +34,14 @@ router = APIRouter(prefix="/api/v1", route_class=CheckedRoute)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 Around = Annotated[int, Query(ge=0, le=MAX_AROUND)]
+Scope = Annotated[str, Query(description="A board id (`GET /api/v1/boards`)")]
+PeriodParam = Annotated[
+    str | None,
+    Query(max_length=16, description="current (default), previous, or an id like 2026-W49"),
+]
+RegionParam = Annotated[
+    str | None, Query(max_length=64, description="Required on a board partitioned by region")
+]
 
 
 def score_event_body(result: ScoreResult) -> dict[str, object]:
@@ -46,6 +55,10 @@ def score_event_body(result: ScoreResult) -> dict[str, object]:
         "new_score": event.new_score,
         "rank": result.rank,
         "processed_at": rfc3339(event.created_at),
+        "boards": [
+            {"scope": b.scope, "period": b.period, "score": b.score, "rank": b.rank}
+            for b in result.boards
+        ],
     }
     if result.replayed:
         body["idempotent"] = True
@@ -117,32 +130,39 @@ async def score_event(
     "/leaderboard", response_model=LeaderboardOut, tags=["leaderboard"], responses=errors(503)
 )
 async def leaderboard(
-    services: ServicesDep, limit: Limit = 10, offset: Offset = 0, scope: str = "global"
-) -> LeaderboardOut | Response:
-    """One page of the leaderboard, best first."""
+    services: ServicesDep,
+    limit: Limit = 10,
+    offset: Offset = 0,
+    scope: Scope = "global",
+    period: PeriodParam = None,
+    region: RegionParam = None,
+) -> Response:
+    """One page of a leaderboard (a board, one period, one region), best first."""
     if offset == 0:  # the top: its body is encoded once per change, by the top cache
-        body = await services.board.page_json(scope, limit)
+        body = await services.board.page_json(scope, limit, period=period, region=region)
         return Response(body, media_type="application/json")
-    page = await services.board.page(scope, limit, offset)
-    return LeaderboardOut(
-        scope=page.scope,
-        limit=page.limit,
-        offset=page.offset,
-        total=page.total,
-        items=[EntryOut(**entry.as_dict()) for entry in page.items],
-        generated_at=rfc3339(page.generated_at),
-    )
+    page = await services.board.page(scope, limit, offset, period=period, region=region)
+    return Response(orjson.dumps(page.body()), media_type="application/json")
 
 
 @router.get(
     "/leaderboard/me", response_model=MeOut, tags=["leaderboard"], responses=errors(401, 503)
 )
 async def leaderboard_me(
-    principal: PrincipalDep, services: ServicesDep, scope: str = "global", around: Around = 1
+    principal: PrincipalDep,
+    services: ServicesDep,
+    scope: Scope = "global",
+    around: Around = 1,
+    period: PeriodParam = None,
+    region: RegionParam = None,
 ) -> MeOut:
     """Your score, rank and `around` neighbours above and below."""
-    mine = await services.board.mine(scope, principal.user_id, principal.display_name, around)
+    mine = await services.board.mine(
+        scope, principal.user_id, principal.display_name, around, period=period, region=region
+    )
+    assert mine.target is not None
     return MeOut(
+        **mine.target.head(),
         user_id=mine.user_id,
         display_name=mine.display_name,
         score=mine.score,

@@ -1,9 +1,10 @@
-"""Live leaderboard over WebSocket (API.md section 2, "Live updates"): transport only.
+"""Live leaderboard over WebSocket (API.md sections 2 and 5, "Live updates"): transport only.
 
-A connection is one task, this endpoint's: it authenticates, subscribes to the hub, then reads
-client frames and answers each before reading the next. Everything the server sends on its own
-(board changes, keepalive pings, the close at token expiry) goes through the `Subscriber`'s
-slots and is sent by a task that exists only while something is pending.
+A connection is one task, this endpoint's: `service.live` admits it (auth policy, parameters)
+and subscribes it to the hub, then this reads client frames and hands each to the connection
+(`service.live_connection`), answered before the next is read. Everything the server sends
+on its own (board changes, keepalive pings, the close at token expiry) goes through the
+`Subscriber`s' slots and is sent by a task that exists only while something is pending.
 """
 
 from __future__ import annotations
@@ -11,31 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable
 
-import orjson
 from fastapi import FastAPI, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from scoreboard.api.errors import error_body
 from scoreboard.container import Services
-from scoreboard.domain.errors import DomainError, Unauthenticated, ValidationFailed
-from scoreboard.domain.times import now_rfc3339
-from scoreboard.realtime.dialects import Dialect
+from scoreboard.domain.errors import DomainError
 from scoreboard.realtime.frames import FRAME_SINK, FrameSink, TextFrame
-from scoreboard.realtime.subscriber import CloseCode, Subscriber
-from scoreboard.service.identity import Principal
-from scoreboard.service.leaderboard import MAX_LIMIT, check_range, check_scope
+from scoreboard.service.live import Refused
+from scoreboard.service.live_connection import Connection, error_frame
 
 log = logging.getLogger(__name__)
-
-SMALL_FRAME = 4096  # client frames are tiny control messages; larger ones are refused
-
-
-def error_frame(error: DomainError) -> str:
-    body = {"type": "error", "error": error_body(error.code, error.message, error.details)["error"]}
-    return orjson.dumps(body).decode()
 
 
 def offered_token(ws: WebSocket) -> tuple[str | None, str | None]:
@@ -50,29 +38,6 @@ def offered_token(ws: WebSocket) -> tuple[str | None, str | None]:
     if len(protocols) >= 2 and protocols[0].lower() == "bearer" and protocols[1]:
         return protocols[1], "bearer"
     return None, None
-
-
-async def _authenticate(services: Services, token: str | None) -> Principal | None:
-    if token is None:
-        if services.settings.ws_require_auth:
-            raise Unauthenticated("A token is required: ?token=, Authorization or subprotocol.")
-        return None
-    return await services.identity.authenticate(token)
-
-
-def _parse_params(
-    ws: WebSocket, services: Services, default_format: str
-) -> tuple[str, int, Dialect]:
-    raw_limit = ws.query_params.get("limit", "10")
-    if not raw_limit.isdigit():
-        raise ValidationFailed("limit must be an integer.", details={"field": "limit"})
-    limit = check_range("limit", int(raw_limit), 1, MAX_LIMIT)
-    scope = check_scope(ws.query_params.get("scope", "global"))
-    dialect = services.dialects.get(ws.query_params.get("format", default_format))
-    if dialect is None:
-        names = ", ".join(services.dialects.names())
-        raise ValidationFailed(f"Unknown format; known: {names}.", details={"field": "format"})
-    return scope, limit, dialect
 
 
 async def _refuse(ws: WebSocket, subprotocol: str | None, error: DomainError, code: int) -> None:
@@ -160,32 +125,26 @@ def make_endpoint(default_format: str) -> Callable[[WebSocket], Awaitable[None]]
     async def endpoint(websocket: WebSocket) -> None:
         services: Services = websocket.app.state.services
         token, subprotocol = offered_token(websocket)
+
+        async def accept() -> None:
+            await websocket.accept(subprotocol=subprotocol)
+
+        gauge = services.metrics.ws_connections
         try:
-            principal = await _authenticate(services, token)
-        except Unauthenticated as exc:
-            await _refuse(websocket, subprotocol, exc, CloseCode.UNAUTHENTICATED)
-            return
-        except DomainError as exc:  # the account could not be looked up: come back later
-            await _refuse(websocket, subprotocol, exc, CloseCode.TRY_AGAIN_LATER)
-            return
-        try:
-            scope, limit, dialect = _parse_params(websocket, services, default_format)
-        except DomainError as exc:
-            await _refuse(websocket, subprotocol, exc, CloseCode.POLICY_VIOLATION)
-            return
-        await websocket.accept(subprotocol=subprotocol)
-        hub, gauge = services.hub, services.metrics.ws_connections
-        async with hub.subscription(scope, limit, dialect, wire_of(websocket)) as sub:
-            gauge.inc()
-            try:
-                _expire_at(sub, principal)
-                await _read(websocket, sub)
-            except asyncio.CancelledError:
-                if not sub.abandoned:
-                    raise
-                _uncancel()  # the hub gave up on this client (see Subscriber.abandon)
-            finally:
-                gauge.dec()
+            async with services.live.connection(
+                token, websocket.query_params, default_format, wire_of(websocket), accept
+            ) as connection:
+                gauge.inc()
+                try:
+                    await _read(websocket, connection)
+                except asyncio.CancelledError:
+                    if not connection.abandoned:
+                        raise
+                    _uncancel()  # the hub gave up on this client (see Subscriber.abandon)
+                finally:
+                    gauge.dec()
+        except Refused as refused:
+            await _refuse(websocket, subprotocol, refused.error, refused.code)
 
     return endpoint
 
@@ -196,19 +155,7 @@ def _uncancel() -> None:
         task.uncancel()
 
 
-def _expire_at(sub: Subscriber, principal: Principal | None) -> None:
-    """At token expiry an UNAUTHENTICATED error, then close 4401 (one timer on the loop's
-    heap; cancelled with the subscription)."""
-    if principal is None:
-        return
-    error = TextFrame(error_frame(Unauthenticated("Authentication token expired.")))
-    delay = max(0.0, principal.expires_at - time.time())
-    sub.expiry = asyncio.get_running_loop().call_later(
-        delay, sub.close, CloseCode.UNAUTHENTICATED, "Token expired.", error
-    )
-
-
-async def _read(ws: WebSocket, sub: Subscriber) -> None:
+async def _read(ws: WebSocket, connection: Connection) -> None:
     """Client frames until the disconnect; each answered before the next is read, so a
     client's replies are paced by its own reading (a ping burst is answered, never queued)."""
     while True:
@@ -219,22 +166,9 @@ async def _read(ws: WebSocket, sub: Subscriber) -> None:
         if data is None:
             data = (frame.get("bytes") or b"").decode("utf-8", "replace")
         if len(data) > 64 * 1024:
-            sub.close(CloseCode.MESSAGE_TOO_BIG, "Frame too large.")
+            connection.too_big()
             continue
         try:
-            await sub.reply(reply_to(data))
+            await connection.handle(data)
         except Exception:
             return  # the connection is gone
-
-
-def reply_to(data: str) -> str:
-    """Answer one client frame: a pong, or a VALIDATION_FAILED error."""
-    if len(data) > SMALL_FRAME:
-        return error_frame(ValidationFailed(f"Frames are limited to {SMALL_FRAME} bytes."))
-    try:
-        message = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return error_frame(ValidationFailed("Frames must be JSON."))
-    if isinstance(message, dict) and message.get("type") == "ping":
-        return orjson.dumps({"type": "pong", "timestamp": now_rfc3339()}).decode()
-    return error_frame(ValidationFailed("Unknown message type; the only one is 'ping'."))

@@ -7,7 +7,7 @@ messages are diffs (per-entry update/remove) get the previous state as well as t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import orjson
@@ -47,13 +47,25 @@ class BoardOnly:
 
 
 class CanonicalDialect(BoardOnly):
-    """`snapshot` then full-state `update` messages (API.md section 2)."""
+    """`snapshot` then full-state `update` messages (API.md sections 2 and 5), each tagged
+    with what `head()` returns at encoding time (the board: scope, period, next reset)."""
 
     name = "canonical"
+
+    def __init__(self, head: Callable[[], dict[str, object]] | None = None) -> None:
+        self._head = head
+
+    def tagged(self, head: Callable[[], dict[str, object]]) -> CanonicalDialect:
+        """This dialect for one board: every message carries `head()`."""
+        return type(self)(head)
+
+    def _tag(self) -> dict[str, object]:
+        return {} if self._head is None else self._head()
 
     def snapshot(self, limit: int, items: Items, generated_at: str) -> list[str]:
         message = {
             "type": "snapshot",
+            **self._tag(),
             "limit": limit,
             "items": _items(items),
             "generated_at": generated_at,
@@ -61,7 +73,12 @@ class CanonicalDialect(BoardOnly):
         return [orjson.dumps(message).decode()]
 
     def update(self, limit: int, previous: Items, items: Items, generated_at: str) -> list[str]:
-        message = {"type": "update", "items": _items(items), "generated_at": generated_at}
+        message = {
+            "type": "update",
+            **self._tag(),
+            "items": _items(items),
+            "generated_at": generated_at,
+        }
         return [orjson.dumps(message).decode()]
 
 

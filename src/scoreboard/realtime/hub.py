@@ -135,27 +135,28 @@ class Hub:
             subs.discard(sub)
 
     # -- signals from the broker ---------------------------------------------------------------
-    async def on_message(self, data: bytes) -> None:
-        try:
-            notice = orjson.loads(data)
-            scope = str(notice.get("scope", "global"))
-        except (orjson.JSONDecodeError, AttributeError):
-            log.warning("hub: ignoring malformed broker message %r", data[:100])
-            return
-        at = notice.get("at")
-        if type(at) is float and at < self._since.get(scope, float("inf")):
+    def mark_dirty(self, scope: str, at: float | None = None) -> None:
+        """`scope` may have changed; `at`: the wall-clock time of the earliest commit the
+        change tells of, when known (fan-out latency)."""
+        if at is not None and at < self._since.get(scope, float("inf")):
             self._since[scope] = at
-        self.mark_dirty(scope)
-
-    def mark_dirty(self, scope: str) -> None:
         self._dirty.add(scope)
         self._wake.set()
 
     async def on_resync(self) -> None:
         """Delivery may have been lost: give every client a fresh snapshot."""
+        await self.resnapshot(None)
+
+    def scopes(self) -> list[str]:
+        """The scopes that have clients."""
+        return [scope for scope, subs in self._subs.items() if subs]
+
+    async def resnapshot(self, only: Callable[[str], bool] | None) -> None:
+        """Give every client of the scopes `only` accepts (all when None) a fresh snapshot:
+        what a client gets when what it watches is replaced (a broker resync, a reset)."""
         async with self._lock:
             for scope, subs in list(self._subs.items()):
-                if not subs:
+                if not subs or (only is not None and not only(scope)):
                     continue
                 top, stamp = await self._read(scope, subs)
                 snapshots: dict[tuple[Dialect, int], list[TextFrame]] = {}
@@ -221,7 +222,8 @@ class Hub:
             await asyncio.sleep(self._ping)
             message = TextFrame(orjson.dumps({"type": "ping", "timestamp": now_rfc3339()}).decode())
             for sub in self._all():
-                sub.ping(message)
+                if sub.pinged:
+                    sub.ping(message)
 
     async def _sweep(self) -> None:
         """Evict clients whose socket took nothing for `send_timeout_seconds`; abandon those

@@ -93,6 +93,7 @@ class Subscriber:
         "expiry",
         "limit",
         "notice",
+        "pinged",
         "scope",
         "sending_since",
         "shown",
@@ -107,6 +108,7 @@ class Subscriber:
         self.target: Items = ()
         self.board: Sequence[TextFrame] | None = None
         self.notice: TextFrame | None = None
+        self.pinged = True  # gets keepalive pings (one subscription per connection does)
         self.closing: tuple[int, str, TextFrame | None] | None = None
         self.evicted = False
         self.abandoned = False

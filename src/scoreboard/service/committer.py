@@ -41,16 +41,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """A command's answer: the store's outcome, and for a recorded event its user's rank once
-    the batch reached the index (None when there is no board or it could not tell)."""
+    """A command's answer: the store's outcome, and for a recorded event its user's rank on
+    each of `event.boards` once the batch reached the indexes (None where it could not tell)."""
 
     outcome: Outcome
     event: EventRecord | None = None
-    rank: int | None = None
+    ranks: tuple[int | None, ...] = ()
 
 
-# After a commit: the batch's recorded events -> each one's rank (see `LeaderboardService`).
-AfterCommit = Callable[[Sequence[EventRecord]], Awaitable[Sequence[int | None]]]
+# After a commit: the batch's recorded events -> each one's ranks on its boards (see
+# `LeaderboardService.committed`).
+AfterCommit = Callable[[Sequence[EventRecord]], Awaitable[Sequence[Sequence[int | None]]]]
 _Pending = tuple[ScoreCommand, asyncio.Future[Committed]]
 
 
@@ -179,9 +180,9 @@ class GroupCommitter:
             if not future.done():
                 future.set_result(Committed(outcome.outcome, outcome.event, rank))
 
-    async def _ranks(self, outcomes: list[ScoreOutcome]) -> list[int | None]:
-        """Hand the recorded events to `after_commit`: each outcome's rank (None if none)."""
-        ranks: list[int | None] = [None] * len(outcomes)
+    async def _ranks(self, outcomes: list[ScoreOutcome]) -> list[tuple[int | None, ...]]:
+        """Hand the recorded events to `after_commit`: each outcome's ranks on its boards."""
+        ranks: list[tuple[int | None, ...]] = [()] * len(outcomes)
         recorded = [
             (i, o.event)
             for i, o in enumerate(outcomes)
@@ -195,7 +196,7 @@ class GroupCommitter:
             log.exception("post-commit work of %d events failed", len(recorded))
             return ranks
         for (i, _), rank in zip(recorded, found, strict=True):
-            ranks[i] = rank
+            ranks[i] = tuple(rank)
         return ranks
 
     @staticmethod

@@ -1,71 +1,54 @@
-"""Leaderboard reads, and what the board does after a write.
+"""Leaderboards: every board of the catalogue, its periods and regions, and what the boards do
+after a write.
 
-The store is the truth; the rank index is derived. Writes update the index only after commit
-and then publish "scope changed" to every process. Any failure of the index or broker after a
-commit is logged and repaired (by a rebuild), never reported to the client whose event is
-already durable.
+The store is the truth; rank indexes are derived. A read names a board (`scope`), a period
+(`current`, `previous` or an id) and, on a partitioned board, a region: that is one `View`.
+Views of the current and the previous period of a board are live (`service.views.LiveView`:
+a rank index, kept by its `IndexKeeper`); older periods are read from SQL only, so memory holds
+two periods of each board, whatever the history.
 
-Reads, in order: the cached top (fresh, while the index is healthy), the index, the database
-(the index is unusable or being rebuilt: ranks are never wrong, only slower), and, when the
-database cannot be reached either, the last top this process saw (`TopCache.last_known`).
-
-Publishing change notices is `service.notices.ChangeNotices`'s; index upkeep (when the index
-may be used, rebuilds, several processes sharing one index) is `service.upkeep.IndexKeeper`'s.
+After a batch's commit, every view its events counted on is updated in ONE index round trip
+(`RankIndexes.apply_views`), and every process is told which views changed
+(`service.notices.ChangeNotices`). A failure of the index or broker after a commit is logged
+and repaired by a rebuild, never reported to the client whose event is already durable.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TypeVar
+from datetime import datetime
 
 import orjson
 
-from scoreboard.domain.errors import InvalidScope, ServiceUnavailable, ValidationFailed
-from scoreboard.domain.ranking import RankedEntry
-from scoreboard.realtime.base import Broker, RankIndex
+from scoreboard.domain.boards import Board, BoardCatalogue, Period, View
+from scoreboard.domain.errors import ValidationFailed
+from scoreboard.domain.ranking import RankedEntry, Standing
+from scoreboard.domain.times import rfc3339, utcnow
+from scoreboard.realtime.base import Broker, RankIndexes
 from scoreboard.service.notices import ChangeNotices
-from scoreboard.service.topcache import Cached, TopCache
-from scoreboard.service.upkeep import IndexKeeper, ranked
+from scoreboard.service.topcache import TopCache
+from scoreboard.service.upkeep import IndexKeeper
+from scoreboard.service.views import LiveView, SqlView
 from scoreboard.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-SCOPES = frozenset({"global"})
 MAX_LIMIT = 100
 MAX_AROUND = 50
+MAX_FRIENDS = 1000
 # Deeper pages are refused (400), not served empty: no board is near a billion users, and a
 # bound keeps every offset well inside what SQL (int64) and Redis accept as an argument.
 MAX_OFFSET = 1_000_000_000
+SWEEP_SECONDS = 60.0  # how often views of old periods are dropped from the rank indexes
+
+Clock = Callable[[], int]  # microseconds since the epoch
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    scope: str
-    limit: int
-    offset: int
-    total: int
-    items: list[RankedEntry]
-    generated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MyStanding:
-    user_id: str
-    display_name: str
-    score: int
-    rank: int | None
-    around: list[RankedEntry]
-
-
-def check_scope(scope: str) -> str:
-    if scope not in SCOPES:
-        raise InvalidScope(f"Unknown leaderboard scope {scope!r}; known: {sorted(SCOPES)}.")
-    return scope
+def system_clock() -> int:
+    return time.time_ns() // 1000
 
 
 def check_range(name: str, value: int, low: int, high: int | None = None) -> int:
@@ -75,33 +58,168 @@ def check_range(name: str, value: int, low: int, high: int | None = None) -> int
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a read names: a board, one of its periods, one region; and when it was asked."""
+
+    board: Board
+    period: Period
+    view: View
+    now_us: int
+
+    @property
+    def scope(self) -> str:
+        return self.board.board_id
+
+    def head(self) -> dict[str, object]:
+        """The members every leaderboard body carries: scope, period, next_reset_at."""
+        reset = self.board.next_reset_at(self.now_us)
+        return {
+            "scope": self.scope,
+            "period": self.period.as_dict(),
+            "next_reset_at": None if reset is None else rfc3339(reset),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    target: Target
+    limit: int
+    offset: int
+    total: int
+    items: list[RankedEntry]
+    generated_at: datetime
+
+    @property
+    def scope(self) -> str:
+        return self.target.scope
+
+    def body(self) -> dict[str, object]:
+        return {
+            **self.target.head(),
+            "limit": self.limit,
+            "offset": self.offset,
+            "total": self.total,
+            "items": [entry.as_dict() for entry in self.items],
+            "generated_at": rfc3339(self.generated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MyStanding:
+    user_id: str
+    display_name: str
+    score: int
+    rank: int | None
+    around: list[RankedEntry]
+    target: Target | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OnBoard:
+    """A user's standing on one view, as a score event's answer lists it."""
+
+    scope: str
+    period: str
+    score: int
+    rank: int | None
+
+
 class LeaderboardService:
     def __init__(
         self,
         store: Store,
-        index: RankIndex,
+        indexes: RankIndexes,
         broker: Broker,
         *,
+        catalogue: BoardCatalogue | None = None,
+        clock: Clock = system_clock,
         cache: TopCache | None = None,
         check_seconds: float = 0.5,
         on_rebuild: Callable[[str], None] | None = None,
         on_publish_failed: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
-        self._index = index
+        self._indexes = indexes
+        self.catalogue = catalogue or BoardCatalogue.default()
+        self.clock = clock
         self.cache = cache or TopCache()
-        self.keeper = IndexKeeper(
-            store,
-            index,
-            check_seconds=check_seconds,
-            on_new_index=self._new_index,
-            on_rebuild=on_rebuild,
-        )
+        self._check_seconds = check_seconds
+        self._on_rebuild = on_rebuild
         self.notices = ChangeNotices(broker, on_publish_failed)
+        self._views: dict[str, LiveView] = {}
+        self._swept_at = 0.0
+        total = self.catalogue.total
+        self._default = total or next(iter(self.catalogue))
+        for board in self.catalogue:  # the current periods are ready (rebuilt) at start-up
+            if board.partition is None:
+                self._live(board.view_at(clock(), None) or View(board.board_id, "all"))
+
+    # -- views ---------------------------------------------------------------------------------
+    def target(self, scope: str, period: str | None = None, region: str | None = None) -> Target:
+        """Resolve what a read names (`InvalidScope`, `ValidationFailed` when it cannot be)."""
+        board = self.catalogue.get(scope)
+        now = self.clock()
+        resolved = board.resolve(period, now)
+        if board.partition is None:
+            if region:
+                raise ValidationFailed(
+                    f"Board {scope!r} has no regions.", details={"field": "region"}
+                )
+            region = ""
+        elif not region:
+            raise ValidationFailed(
+                f"Board {scope!r} ranks each region apart: give ?region=.",
+                details={"field": "region"},
+            )
+        return Target(board, resolved, View(board.board_id, resolved.id, region), now)
+
+    def _is_recent(self, view: View, now_us: int) -> bool:
+        """Current or previous period of its board: those views have a rank index."""
+        board = self.catalogue.get(view.board_id)
+        current = board.period_at(now_us)
+        if view.period_id == current.id:
+            return True
+        return (
+            current.starts_at is not None and view.period_id == board.resolve("previous", now_us).id
+        )
+
+    def _live(self, view: View) -> LiveView:
+        live = self._views.get(view.key)
+        if live is None:
+            live = LiveView(
+                self._store,
+                view,
+                self.cache,
+                self._indexes.index(view.key),
+                check_seconds=self._check_seconds,
+                on_new_index=self._new_index,
+                on_rebuild=self._on_rebuild,
+            )
+            self._views[view.key] = live
+        return live
+
+    def reader(self, view: View, now_us: int | None = None) -> SqlView:
+        """The view's reads: its live index for recent periods, SQL for older ones."""
+        live = self._views.get(view.key)
+        if live is not None:
+            return live
+        if self._is_recent(view, self.clock() if now_us is None else now_us):
+            return self._live(view)
+        return SqlView(self._store, view, self.cache)
+
+    @property
+    def keeper(self) -> IndexKeeper:
+        """The default board's keeper (the total board: `global` unless configured otherwise)."""
+        return self._live(self._default_view()).keeper
+
+    def _default_view(self) -> View:
+        board = self._default
+        return board.view_at(self.clock(), None) or View(board.board_id, "all")
 
     @property
     def index_ready(self) -> bool:
-        return self.keeper.ok
+        return all(live.keeper.ok for live in self._views.values())
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -112,57 +230,111 @@ class LeaderboardService:
         await self.notices.close()
 
     async def maintain(self, *, full: bool = False) -> None:
-        """One step of index upkeep (see `IndexKeeper.maintain`)."""
-        await self.keeper.maintain(full=full)
+        """One step of index upkeep of every live view (`IndexKeeper.maintain`); views of
+        periods that are no longer recent are dropped from the index."""
+        now = self.clock()
+        for key, live in list(self._views.items()):
+            if self._is_recent(live.view, now):
+                await live.keeper.maintain(full=full)
+            else:
+                del self._views[key]
+                try:
+                    await self._indexes.drop(key)
+                except Exception as exc:
+                    log.warning("could not drop the index of %s: %r", key, exc)
+        if time.monotonic() - self._swept_at > SWEEP_SECONDS:
+            self._swept_at = time.monotonic()
+            try:
+                await self._indexes.sweep(lambda key: self._is_recent(View.from_key(key), now))
+            except Exception as exc:
+                log.warning("sweep of old views failed: %r", exc)
 
-    async def rebuild(self, on_page: Callable[[int], None] | None = None) -> int | None:
-        """Rebuild the index from the store and tell every process; None when another
-        process is rebuilding it (see `IndexKeeper.rebuild`)."""
-        return await self.keeper.rebuild(on_page)
+    async def rebuild(
+        self, on_page: Callable[[int], None] | None = None, *, scope: str | None = None
+    ) -> int | None:
+        """Rebuild the live indexes of `scope` (every board when None) from the store and tell
+        every process; None when another process is rebuilding one of them."""
+        total: int | None = 0
+        for live in list(self._views.values()):
+            if scope is not None and live.view.board_id != scope:
+                continue
+            count = await live.keeper.rebuild(on_page)
+            total = None if count is None or total is None else total + count
+        return total
 
-    async def _new_index(self, here: bool) -> None:
-        self.cache.invalidate()
+    async def _new_index(self, view: View, here: bool) -> None:
+        self.cache.invalidate(view.key)
         if here:  # the board may have changed: every process's clients get the new one
-            await self.publish_change("global")
+            await self.publish_change(view.key)
 
     # -- writes --------------------------------------------------------------------------------
-    async def committed(self, events: Sequence[EventRecord]) -> list[int | None]:
-        """After a batch's commit: update the index in one call and tell every process once.
-        Never raises. Returns each event's user's rank once the batch is applied (the same
-        index round trip), or None when the index cannot tell; `rank_of` then asks the store."""
+    async def committed(self, events: Sequence[EventRecord]) -> list[list[int | None]]:
+        """After a batch's commit: update every view the events counted on, in one index
+        round trip, and tell every process once per view. Never raises. Returns, per event,
+        its user's rank on each of `event.boards` (None where the index cannot tell)."""
         if not events:
             return []
-        updates = [(event.standing(), event.version) for event in events]
-        return await self._changing(self.keeper.update_many(updates))
+        now = self.clock()
+        ranks: list[list[int | None]] = [[None] * len(e.boards) for e in events]
+        updates: dict[str, list[tuple[Standing, int]]] = {}
+        where: dict[str, list[tuple[int, int]]] = {}
+        for i, event in enumerate(events):
+            for j, on in enumerate(event.boards):
+                key = on.view.key
+                if key not in self._views and not self._is_recent(on.view, now):
+                    continue  # an event dated in an old period: SQL has it
+                updates.setdefault(key, []).append((on.standing, on.version))
+                where.setdefault(key, []).append((i, j))
+        for key in updates:
+            self.cache.invalidate(key)
+        taking = [
+            (key, batch)
+            for key, batch in updates.items()
+            if self._live(View.from_key(key)).keeper.taking(batch)
+        ]
+        if taking:
+            try:
+                found = await self._indexes.apply_views(taking)
+            except Exception as exc:
+                for key, batch in taking:
+                    self._views[key].keeper.failed(batch, exc)
+            else:
+                for (key, _), view_ranks in zip(taking, found, strict=True):
+                    applied = self._views[key].keeper.applied(view_ranks)
+                    for (i, j), rank in zip(where[key], applied, strict=True):
+                        ranks[i][j] = rank
+        for key in updates:
+            self.cache.invalidate(key)
+            await self.publish_change(key)
+        return ranks
 
-    async def removed(self, user_id: str) -> None:
-        """After a deletion is committed: take the user off the index. Never raises."""
-        await self._changing(self.keeper.remove(user_id))
+    async def removed(self, user_id: str, views: Sequence[View] = ()) -> None:
+        """After a deletion is committed: take the user off every live view (and `views`,
+        the ones the store said they were on). Never raises."""
+        keys = {live.key for live in self._views.values()} | {v.key for v in views}
+        for key in keys:
+            if key not in self._views and not self._is_recent(View.from_key(key), self.clock()):
+                continue
+            self.cache.invalidate(key)
+            await self._live(View.from_key(key)).keeper.remove(user_id)
+            self.cache.invalidate(key)
+            await self.publish_change(key)
 
     async def renamed(self, user_id: str, display_name: str) -> None:
-        """After a display name change is committed: show it on the board. Never raises."""
-        await self._changing(self.keeper.rename(user_id, display_name))
+        """After a display name change is committed: show it on every live view."""
+        for key, live in list(self._views.items()):
+            self.cache.invalidate(key)
+            await live.keeper.rename(user_id, display_name)
+            self.cache.invalidate(key)
+            await self.publish_change(key)
 
-    async def _changing(self, step: Awaitable[T]) -> T:
-        """Run one index step of a committed change, then tell every process. The cache is
-        invalidated before and after: a read racing the step must not be cached as fresh."""
-        self.cache.invalidate("global")
-        result = await step
-        self.cache.invalidate("global")
-        await self.publish_change("global")
-        return result
+    async def publish_change(self, key: str) -> None:
+        """Tell every process that the view `key` changed (`ChangeNotices`). Never raises."""
+        await self.notices.publish(key)
 
-    async def publish_change(self, scope: str) -> None:
-        """Tell every process that `scope` changed (`ChangeNotices`). Never raises."""
-        await self.notices.publish(scope)
-
-    def changed_elsewhere(self, message: bytes) -> None:
-        """A change notice from the broker (any process): the cached top is stale."""
-        try:
-            scope = orjson.loads(message).get("scope")
-        except (orjson.JSONDecodeError, AttributeError):
-            scope = None
-        self.cache.invalidate(scope if isinstance(scope, str) else None)
+    def changed_elsewhere(self, key: str) -> None:
+        """A change notice from the broker (any process): the view's cached top is stale."""
+        self.cache.invalidate(key)
 
     def resynced(self) -> None:
         """The broker reconnected: notices may have been lost, nothing cached is fresh."""
@@ -170,115 +342,100 @@ class LeaderboardService:
 
     # -- reads ---------------------------------------------------------------------------------
     async def top(self, scope: str, limit: int, offset: int = 0) -> list[RankedEntry]:
-        check_scope(scope)
+        """The current top of `scope` (compatibility routes: the board's current period)."""
         check_range("offset", offset, 0, MAX_OFFSET)
-        items, _, _ = await self._read(scope, limit, offset)
+        target = self.target(scope)
+        items, _, _ = await self.reader(target.view, target.now_us).read(limit, offset)
         return items
 
-    async def page(self, scope: str, limit: int, offset: int) -> Page:
-        check_scope(scope)
-        check_range("limit", limit, 1, MAX_LIMIT)
-        check_range("offset", offset, 0, MAX_OFFSET)
-        items, total, generated_at = await self._read(scope, limit, offset)
-        return Page(scope, limit, offset, total, items, generated_at)
+    async def view_top(self, view: View, limit: int) -> list[RankedEntry]:
+        items, _, _ = await self.reader(view).read(limit, 0)
+        return items
 
-    async def page_json(self, scope: str, limit: int) -> bytes:
-        """`page(scope, limit, 0)` as the canonical JSON body, pre-encoded by the cache."""
-        check_scope(scope)
-        check_range("limit", limit, 1, MAX_LIMIT)
-        await self._read(scope, limit, 0)
-        cached = self.cache.fresh(scope, limit) or self.cache.last_known(scope, limit)
-        assert cached is not None  # `_read` at offset 0 always stores what it read
-        return cached.page_json(limit)
-
-    async def _read(
-        self, scope: str, limit: int, offset: int
-    ) -> tuple[list[RankedEntry], int, datetime]:
-        if self.keeper.ok:
-            cached = self.cache.fresh(scope, limit, offset)
-            if cached is not None:
-                return cached.slice(limit, offset), cached.total, cached.generated_at
-            generation = self.cache.generation(scope)
-            try:
-                items, total = await self._index.page(limit, offset)
-            except ValueError as exc:  # the caller's argument (RankIndex contract), not a failure
-                raise ValidationFailed(
-                    "This page cannot be read.", details={"field": "offset"}
-                ) from exc
-            except Exception as exc:
-                self.keeper.broken(f"read failed: {exc!r}")
-            else:
-                return self._keep(scope, limit, offset, items, total, generation, fresh=True)
-        generation = self.cache.generation(scope)
-        try:
-            standings, total = await self._store.standings_page(limit, offset)
-        except ServiceUnavailable:
-            last = self.cache.last_known(scope, limit, offset)
-            if last is None:
-                raise
-            log.info("database unreachable; serving the last known top of %s", scope)
-            return last.slice(limit, offset), last.total, last.generated_at
-        items = ranked(standings, offset)
-        return self._keep(scope, limit, offset, items, total, generation, fresh=False)
-
-    def _keep(
+    async def page(
         self,
         scope: str,
         limit: int,
         offset: int,
-        items: list[RankedEntry],
-        total: int,
-        generation: int,
         *,
-        fresh: bool,
-    ) -> tuple[list[RankedEntry], int, datetime]:
-        if offset != 0:
-            return items, total, datetime.now(UTC)
-        cached: Cached = self.cache.put(
-            scope, limit, items, total, generation=generation, fresh=fresh
+        period: str | None = None,
+        region: str | None = None,
+    ) -> Page:
+        check_range("limit", limit, 1, MAX_LIMIT)
+        check_range("offset", offset, 0, MAX_OFFSET)
+        target = self.target(scope, period, region)
+        items, total, generated_at = await self.reader(target.view, target.now_us).read(
+            limit, offset
         )
-        return items, total, cached.generated_at
+        return Page(target, limit, offset, total, items, generated_at)
+
+    async def page_json(
+        self, scope: str, limit: int, *, period: str | None = None, region: str | None = None
+    ) -> bytes:
+        """`page(scope, limit, 0)` as the canonical JSON body, its items pre-encoded by the
+        cache."""
+        check_range("limit", limit, 1, MAX_LIMIT)
+        target = self.target(scope, period, region)
+        reader = self.reader(target.view, target.now_us)
+        await reader.read(limit, 0)
+        key = target.view.key
+        cached = self.cache.fresh(key, limit) or self.cache.last_known(key, limit)
+        assert cached is not None  # a read at offset 0 always stores what it read
+        return cached.page_json(limit, orjson.dumps(target.head()))
 
     async def rank_of(self, user_id: str) -> int | None:
-        """The user's current rank (index, or SQL when the index is unavailable)."""
-        found = await self.score_and_rank(user_id)
-        return None if found is None else found[1]
+        """The user's current rank on the default board (index, or SQL)."""
+        entry = await self.reader(self._default_view()).entry_of(user_id)
+        return None if entry is None else entry.rank
 
     async def score_and_rank(self, user_id: str) -> tuple[int, int] | None:
-        """The user's current (score, rank), None when unranked (index, or SQL when the index
-        is unavailable)."""
-        if self.keeper.ok:
-            try:
-                entry = await self._index.entry_of(user_id)
-                return None if entry is None else (entry.score, entry.rank)
-            except Exception as exc:
-                self.keeper.broken(f"read failed: {exc!r}")
-        found = await self._store.standing_of(user_id)
-        return None if found is None else (found[0].score, found[1])
+        """The user's (score, rank) on the default board, None when unranked."""
+        entry = await self.reader(self._default_view()).entry_of(user_id)
+        return None if entry is None else (entry.score, entry.rank)
 
-    async def mine(self, scope: str, user_id: str, display_name: str, around: int) -> MyStanding:
-        check_scope(scope)
+    async def on_views(self, user_id: str, views: Sequence[View]) -> list[OnBoard]:
+        """The user's score and rank on each of `views` (what an event's answer lists)."""
+        found = []
+        for view in views:
+            entry = await self.reader(view).entry_of(user_id)
+            score, rank = (0, None) if entry is None else (entry.score, entry.rank)
+            found.append(OnBoard(view.board_id, view.period_id, score, rank))
+        return found
+
+    async def mine(
+        self,
+        scope: str,
+        user_id: str,
+        display_name: str,
+        around: int,
+        *,
+        period: str | None = None,
+        region: str | None = None,
+    ) -> MyStanding:
         check_range("around", around, 0, MAX_AROUND)
-        if self.keeper.ok:
-            try:
-                return await self._mine_from_index(user_id, display_name, around)
-            except Exception as exc:
-                self.keeper.broken(f"read failed: {exc!r}")
-        return await self._mine_from_sql(user_id, display_name, around)
-
-    async def _mine_from_index(self, user_id: str, name: str, around: int) -> MyStanding:
-        neighbours = await self._index.around(user_id, around)  # includes the user; [] if absent
+        target = self.target(scope, period, region)
+        neighbours = await self.reader(target.view, target.now_us).around(user_id, around)
         entry = next((e for e in neighbours if e.user_id == user_id), None)
         if entry is None:
-            return MyStanding(user_id, name, 0, None, [])
-        return MyStanding(user_id, entry.display_name, entry.score, entry.rank, neighbours)
+            return MyStanding(user_id, display_name, 0, None, [], target)
+        return MyStanding(user_id, entry.display_name, entry.score, entry.rank, neighbours, target)
 
-    async def _mine_from_sql(self, user_id: str, name: str, around: int) -> MyStanding:
-        found = await self._store.standing_of(user_id)
-        if found is None:
-            return MyStanding(user_id, name, 0, None, [])
-        standing, rank = found
-        start = max(1, rank - around)
-        page, _ = await self._store.standings_page(rank + around - start + 1, start - 1)
-        neighbours = ranked(page, start - 1)
-        return MyStanding(user_id, standing.display_name, standing.score, rank, neighbours)
+    async def friends(
+        self,
+        scope: str,
+        user_ids: Sequence[str],
+        limit: int,
+        *,
+        period: str | None = None,
+        region: str | None = None,
+    ) -> Page:
+        """The board ranked among `user_ids` only (ranks 1..n in the same order), from SQL:
+        a friends list is at most `MAX_FRIENDS` + 1 users, one indexed query."""
+        check_range("limit", limit, 1, MAX_LIMIT)
+        target = self.target(scope, period, region)
+        standings = await self._store.view_standings_of(target.view, user_ids)
+        items = [
+            RankedEntry(i + 1, s.user_id, s.display_name, s.score)
+            for i, s in enumerate(standings[:limit])
+        ]
+        return Page(target, limit, 0, len(standings), items, utcnow())

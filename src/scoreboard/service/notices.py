@@ -24,6 +24,25 @@ from scoreboard.realtime.base import Broker
 log = logging.getLogger(__name__)
 
 
+def encode_notice(scope: str, at: float) -> bytes:
+    """The one notice format: `{"type": "changed", "scope": <view key>, "at": <seconds>}`."""
+    return orjson.dumps({"type": "changed", "scope": scope, "at": at})
+
+
+def decode_notice(data: bytes) -> tuple[str, float | None] | None:
+    """(view key, `at` when given) of a notice; None for anything else (logged)."""
+    try:
+        notice = orjson.loads(data)
+        scope = notice.get("scope")
+    except (orjson.JSONDecodeError, AttributeError):
+        scope = None
+    if not isinstance(scope, str):
+        log.warning("ignoring a malformed change notice %r", data[:100])
+        return None
+    at = notice.get("at")
+    return scope, at if type(at) is float else None
+
+
 class ChangeNotices:
     """Publishes change notices from one task (`start`); before it runs, each is sent at once."""
 
@@ -55,8 +74,7 @@ class ChangeNotices:
 
     async def _publish(self, scope: str, at: float) -> bool:
         try:
-            notice = {"type": "changed", "scope": scope, "at": at}
-            published = await self._broker.publish(orjson.dumps(notice))
+            published = await self._broker.publish(encode_notice(scope, at))
         except Exception:
             log.exception("publish of a change notice failed")
             published = False

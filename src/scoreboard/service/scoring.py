@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,8 +30,8 @@ from scoreboard.domain.errors import (
     ValidationFailed,
 )
 from scoreboard.realtime.base import Charge, RateLimiter
-from scoreboard.service.committer import GroupCommitter
-from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.committer import Committed, GroupCommitter
+from scoreboard.service.leaderboard import LeaderboardService, OnBoard
 from scoreboard.service.limits import enforce_all, points_budget
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
 
@@ -61,6 +60,7 @@ class ScoreResult:
     rank: int | None
     replayed: bool
     previous_rank: int | None = None  # only from `record_moving`
+    boards: tuple[OnBoard, ...] = ()  # the user's standing on every board the event counts on
 
     @property
     def previous_score(self) -> int:
@@ -174,7 +174,7 @@ class ScoringService:
             points=points,
             idempotency_key=key,
             request_hash=request_hash(rule.action_type, points, increment is not None),
-            at_us=time.time_ns() // 1000,
+            at_us=self._board.clock(),
             action_id=action_id,
         )
         # The committer hands each committed batch to the board (one index update and one
@@ -184,10 +184,30 @@ class ScoringService:
             raise IdempotencyConflict()
         if answer.outcome is Outcome.USER_GONE or answer.event is None:
             raise Unauthenticated("The user of this token no longer exists.")
-        rank = answer.rank
-        if rank is None:  # a replay (its current rank), or the index could not tell
+        boards = await self._boards(answer)
+        total = self._board.catalogue.total
+        rank = next((b.rank for b in boards if total and b.scope == total.board_id), None)
+        if rank is None:  # no total board, or the index could not tell
             rank = await self._board.rank_of(answer.event.user_id)
-        return ScoreResult(answer.event, rank, answer.outcome is Outcome.REPLAYED)
+        return ScoreResult(answer.event, rank, answer.outcome is Outcome.REPLAYED, boards=boards)
+
+    async def _boards(self, answer: Committed) -> tuple[OnBoard, ...]:
+        """The user's score and rank on each board the event counted on: from the batch's
+        index update, else (a replay, or a rank the index could not tell) read."""
+        event = answer.event
+        assert event is not None
+        if answer.outcome is Outcome.REPLAYED:
+            views = self._board.catalogue.counted(
+                event.action_type, event.region, event.reached_at_us
+            )
+            return tuple(await self._board.on_views(event.user_id, views))
+        found = []
+        for on, rank in zip(event.boards, answer.ranks or (None,) * len(event.boards), strict=True):
+            if rank is None:
+                (read,) = await self._board.on_views(event.user_id, [on.view])
+                rank = read.rank
+            found.append(OnBoard(on.view.board_id, on.view.period_id, on.standing.score, rank))
+        return tuple(found)
 
     async def _charge(self, user_id: str, points: int) -> None:
         """Count one event and its points against the user's limits, both or neither, in one

@@ -52,17 +52,19 @@ class Cached:
     def slice(self, limit: int, offset: int = 0) -> list[RankedEntry]:
         return list(self.entries[offset : offset + limit])
 
-    def page_json(self, limit: int | None = None) -> bytes:
+    def page_json(self, limit: int | None = None, head: bytes = b"{}") -> bytes:
         """The canonical leaderboard page at offset 0 (`GET /api/v1/leaderboard`) as JSON
-        bytes; the items are the ones encoded once, when `limit` is this entry's limit."""
+        bytes; the items are the ones encoded once, when `limit` is this entry's limit.
+        `head`: an encoded object whose members come first (scope, period, next_reset_at)."""
         limit = self.limit if limit is None else limit
         if limit == self.limit:
             items = self.items_json
         else:
             items = orjson.dumps([e.as_dict() for e in self.entries[:limit]])
-        head = orjson.dumps({"scope": self.scope, "limit": limit, "offset": 0, "total": self.total})
+        page = orjson.dumps({"limit": limit, "offset": 0, "total": self.total})
         stamp = orjson.dumps(rfc3339(self.generated_at))
-        return head[:-1] + b',"items":' + items + b',"generated_at":' + stamp + b"}"
+        joined = head[:-1] + b"," + page[1:-1] if head != b"{}" else page[:-1]
+        return joined + b',"items":' + items + b',"generated_at":' + stamp + b"}"
 
 
 class TopCache:

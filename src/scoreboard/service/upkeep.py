@@ -29,7 +29,6 @@ from typing import Protocol, runtime_checkable
 
 from scoreboard.domain.ranking import RankedEntry, Standing
 from scoreboard.realtime.base import RankIndex
-from scoreboard.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,14 @@ MAX_BACKOFF = 2.0  # seconds between failed upkeep attempts, at most
 # on a loaded machine (5000 cold rows took seconds there); the index bounds its own writes.
 REBUILD_PAGE = 1000
 FLUSH_CHUNK = 500  # deferred updates per index call: bounded, each a short script on Redis
+
+
+class Standings(Protocol):
+    """What a keeper reads from the store: one view's standings (`service.views.ViewSource`)."""
+
+    def iter_standings(self, page_size: int = 1000) -> AsyncIterator[list[Standing]]: ...
+
+    async def standings_page(self, limit: int, offset: int) -> tuple[list[Standing], int]: ...
 
 
 @runtime_checkable
@@ -72,7 +79,7 @@ class IndexKeeper:
 
     def __init__(
         self,
-        store: Store,
+        store: Standings,
         index: RankIndex,
         *,
         check_seconds: float = 0.5,
@@ -124,18 +131,33 @@ class IndexKeeper:
     async def update_many(self, updates: Sequence[tuple[Standing, int]]) -> list[int | None]:
         """`update` of a committed batch, in one index call (`RankIndex.apply_many`): the
         ranks once the whole batch is applied, None for each when the index cannot tell."""
+        if not self.taking(updates):
+            return [None] * len(updates)
+        try:
+            ranks = await self._index.apply_many(updates)
+        except Exception as exc:
+            return self.failed(updates, exc)
+        return self.applied(ranks)
+
+    # The three steps of `update_many`, for a caller that applies the updates of several
+    # keepers' indexes in one round trip (`RankIndexes.apply_views`).
+    def taking(self, updates: Sequence[tuple[Standing, int]]) -> bool:
+        """Whether the index takes `updates` now; if not, they are deferred."""
         self._fresh = False
-        unknown: list[int | None] = [None] * len(updates)
         if self.ok:
-            try:
-                ranks = await self._index.apply_many(updates)
-            except Exception as exc:
-                self.broken(f"update failed: {exc!r}")
-            else:
-                return ranks if self.ok else unknown
+            return True
         for standing, version in updates:
             self._defer(standing, version)
-        return unknown
+        return False
+
+    def failed(self, updates: Sequence[tuple[Standing, int]], exc: Exception) -> list[int | None]:
+        self.broken(f"update failed: {exc!r}")
+        for standing, version in updates:
+            self._defer(standing, version)
+        return [None] * len(updates)
+
+    def applied(self, ranks: list[int | None]) -> list[int | None]:
+        return ranks if self.ok else [None] * len(ranks)
 
     async def rename(self, user_id: str, display_name: str) -> None:
         """Show a new name on the index. Never raises; while the index is unusable there is
