@@ -39,7 +39,7 @@ from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
-from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.leaderboard import Clock, LeaderboardService, system_clock
 from scoreboard.service.limits import CountedLimiter
 from scoreboard.service.live import Live
 from scoreboard.service.passwords import PasswordHasher
@@ -57,7 +57,12 @@ WEB_DIR = Path(__file__).parent / "web"
 
 
 def build_services(
-    settings: Settings, backends: Backends, metrics: Metrics, tracer: Tracer | None = None
+    settings: Settings,
+    backends: Backends,
+    metrics: Metrics,
+    tracer: Tracer | None = None,
+    *,
+    clock: Clock = system_clock,
 ) -> Services:
     catalogue = (
         Catalogue.from_file(settings.actions_file) if settings.actions_file else Catalogue.default()
@@ -73,6 +78,7 @@ def build_services(
         backends.indexes,
         backends.broker,
         catalogue=backends.boards,
+        clock=clock,
         cache=TopCache(max_age=settings.top_cache_seconds),
         check_seconds=settings.index_check_seconds,
         on_rebuild=metrics.rebuilt,
@@ -188,7 +194,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     tracer: Tracer | None = app.state.tracer
     metrics: Metrics = app.state.metrics
     backends = traced(await open_backends(settings, on_error=metrics.backend_error), tracer)
-    services = build_services(settings, backends, metrics, tracer)
+    services = build_services(settings, backends, metrics, tracer, clock=app.state.clock)
     app.state.services = services
     board, hub = services.board, services.hub
     # Rebuild the index before serving (or join another process's rebuild): events this
@@ -239,10 +245,15 @@ def _mount_web(app: FastAPI) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, hot_routes: bool = True, tracer_provider: Any = None
+    settings: Settings | None = None,
+    *,
+    hot_routes: bool = True,
+    tracer_provider: Any = None,
+    clock: Clock = system_clock,
 ) -> FastAPI:
     """The app. `hot_routes=False` leaves the hot routes to FastAPI alone (`api/hot.py`): the
-    equivalence tests compare the two; it is not a setting. `tracer_provider`: an
+    equivalence tests compare the two; it is not a setting. `clock`: the time events are
+    dated with and periods computed from (tests move it; not a setting either). `tracer_provider`: an
     OpenTelemetry TracerProvider (tests); by default one from the OTEL_* environment, or none
     (`scoreboard.tracing`)."""
     settings = settings or Settings()
@@ -259,6 +270,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.clock = clock
     app.state.metrics = metrics = Metrics()
     app.state.drain = Drain()  # set by serve on SIGTERM, read by /readyz
     provider = tracer_provider if tracer_provider is not None else provider_from_environment()

@@ -120,7 +120,9 @@ def api_factory(tmp_path: Path, backend_settings: dict[str, Any]) -> Callable[..
     @asynccontextmanager
     async def factory(database_url: str, **overrides: Any) -> AsyncIterator[Api]:
         values = {**backend_settings, **overrides}
-        app = create_app(make_settings(database_url, tmp_path, **values))
+        clock = values.pop("clock", None)
+        extra = {} if clock is None else {"clock": clock}
+        app = create_app(make_settings(database_url, tmp_path, **values), **extra)
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
