@@ -35,9 +35,11 @@ a replica). The service decides the fallback (serve from the store, rebuild late
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN, RankedEntry, Standing
 from scoreboard.realtime import redis_scripts as scripts
@@ -45,6 +47,19 @@ from scoreboard.realtime.redis_rebuild import CHUNK, StagedRebuild, chunk
 
 _U64 = 2**64
 _HEX = 16  # characters per 64-bit field
+
+
+KEY_SUFFIXES = ("z", "m", "n", "v", "removed", "marker", "rebuild", "dirty")
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One script call with its keys and arguments, not sent yet (`RedisRankIndexes` sends
+    several in one pipeline as `EVALSHA script.sha`)."""
+
+    script: AsyncScript
+    keys: list[str]
+    args: list[str | bytes]
 
 
 def _check_range(limit: int, offset: int) -> None:
@@ -150,14 +165,24 @@ class RedisRankIndex:
         with every user's rank once all are applied."""
         if not updates:
             return []
+        call = self.apply_many_call(updates)
+        return ranks_of(await call.script(keys=call.keys, args=call.args))
+
+    def apply_many_call(self, updates: Sequence[tuple[Standing, int]]) -> ScriptCall:
+        """The script call `apply_many(updates)` makes, for the caller to send, e.g. in one
+        pipeline with other boards' (its reply: `ranks_of`). It names only this board's keys.
+        `ValueError` for a negative version or a standing `encode_member` refuses."""
         args: list[str | bytes] = [self._apply_flag]
         for standing, version in updates:
             if version < 0:
                 raise ValueError(f"version must be >= 0: {version}")
             args += [standing.user_id, encode_member(standing), standing.display_name]
             args.append(str(version))
-        reply = await self._apply_many(keys=self._apply_keys, args=args)
-        return [rank if rank > 0 else None for rank in map(int, reply)]
+        return ScriptCall(self._apply_many, self._apply_keys, args)
+
+    def key_names(self) -> list[str]:
+        """Every fixed key of this board (the module doc's list; staged keys excepted)."""
+        return [self.key(suffix) for suffix in KEY_SUFFIXES]
 
     async def rename(self, user_id: str, display_name: str) -> None:
         """Change the user's name if they are on the board (one round trip)."""
@@ -242,6 +267,11 @@ async def _chunks(pages: AsyncIterator[list[Standing]]) -> AsyncIterator[bytes]:
         for start in range(0, len(page), CHUNK):
             part = page[start : start + CHUNK]
             yield chunk((s.user_id, member_text(s), s.display_name) for s in part)
+
+
+def ranks_of(reply: Sequence[Any]) -> list[int | None]:
+    """The ranks of an `APPLY_MANY` reply: 0 (not on the board) and -1 (lost) are None."""
+    return [rank if rank > 0 else None for rank in map(int, reply)]
 
 
 def _entries(first_rank: int, reply: Sequence[Any]) -> list[RankedEntry]:

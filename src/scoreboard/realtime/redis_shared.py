@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
     from redis.asyncio.lock import Lock
 
+    from scoreboard.realtime.redis_index import ScriptCall
+
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 30.0  # TTL of the rebuild lock; the holder extends it every third of that
@@ -96,6 +98,26 @@ class SharedRedisIndex:
 
     async def close(self) -> None:
         await self._inner.close()
+
+    # -- one of many boards (`realtime.redis_indexes`) ----------------------------------------
+    def apply_many_call(self, updates: Sequence[tuple[Standing, int]]) -> ScriptCall:
+        """The unsent script call of `apply_many(updates)` (see `RedisRankIndex`)."""
+        return self._inner.apply_many_call(updates)
+
+    async def delete(self) -> None:
+        """UNLINK every key of this board: entries, names, versions, tombstones, marker,
+        rebuild lock, and the staged keys of the rebuild its `rebuild` key announces (older
+        leftovers of a crashed rebuild expire within `redis_rebuild.STAGING_TTL`). Two round
+        trips. Only for a board no process still writes to or rebuilds: a rebuild running
+        meanwhile would swap its staged keys back in."""
+        from scoreboard.realtime.redis_rebuild import staged_keys
+
+        staged = await self._client.get(self._inner.key("rebuild"))
+        names = [*self._inner.key_names(), self._lock_key]
+        if staged is not None:
+            names += staged_keys(staged.decode() if isinstance(staged, bytes) else staged)
+        await self._client.unlink(*names)
+        resume_cancel()
 
     # -- sharing ---------------------------------------------------------------------------
     async def state(self) -> tuple[str | None, bool]:
