@@ -67,6 +67,52 @@ class RankIndex(Protocol):
     async def close(self) -> None: ...
 
 
+def check_view_key(key: str) -> str:
+    """`key` if it can name a view's index (`domain.boards.View.key`): non-empty, without `{`
+    or `}` (on Redis it is the hash tag of the view's keys); else `ValueError`."""
+    if not key or "{" in key or "}" in key:
+        raise ValueError(f"not a view key (empty, or with braces): {key[:80]!r}")
+    return key
+
+
+class RankIndexes(Protocol):
+    """The rank indexes of many views (one `RankIndex` per view key, `View.key`).
+
+    Contract:
+    - `index(key)` returns the view's index, made on first use (no round trip) and the same
+      object for the same key until `drop`/`sweep` forgets it. Views are independent: the same
+      user holds a standing, a version and a tombstone per view. A key that
+      `check_view_key` refuses raises `ValueError`.
+    - `apply_views([(key, updates), ...])` is, per entry and in input order, that view's
+      `apply_many(updates)` (same versions, tombstones and ranks: each view's ranks once its
+      whole batch is applied), for every view at once: ONE round trip for a remote storage,
+      none at all when every batch is empty. Each view's batch is atomic; the whole call is
+      not: if it fails it raises, and any subset of the views may have been applied
+      (updates are versioned, so sending them again is safe). Results are in input order,
+      `[]` for an empty batch. An argument the index refuses (a negative version, a score
+      out of range) raises `ValueError` before anything is sent.
+    - `drop(key)` forgets a view (an old period): its entries, versions, tombstones and any
+      rebuild leftovers are freed, and a later `index(key)` is a new object on a view never
+      made (a shared one then serves ranks only once rebuilt, as any new view). Only for a
+      view no process still writes to or rebuilds.
+    - `sweep(keep)` drops every view this storage holds (on a shared storage: also views
+      made by other processes) for which `keep(key)` is False, and returns their keys, sorted.
+    - `close` closes every index it made; a client passed in belongs to the caller.
+    """
+
+    def index(self, key: str) -> RankIndex: ...
+
+    async def apply_views(
+        self, updates: Sequence[tuple[str, Sequence[tuple[Standing, int]]]]
+    ) -> list[list[int | None]]: ...
+
+    async def drop(self, key: str) -> None: ...
+
+    async def sweep(self, keep: Callable[[str], bool]) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
 MessageHandler = Callable[[bytes], Awaitable[None]]
 ResyncHandler = Callable[[], Awaitable[None]]
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from sortedcontainers import SortedDict
 
 from scoreboard.domain.ranking import RankedEntry, Standing, sort_key
-from scoreboard.realtime.base import MessageHandler, ResyncHandler
+from scoreboard.realtime.base import MessageHandler, ResyncHandler, check_view_key
 
 Key = tuple[int, int, bytes]
 
@@ -149,6 +149,41 @@ class MemoryRankIndex:
         return None
 
 
+class MemoryRankIndexes:
+    """`RankIndexes` of one process: a `MemoryRankIndex` per view key. `apply_views` is each
+    view's `apply_many` in turn (no await between views); `drop` frees the view's index."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, MemoryRankIndex] = {}
+
+    def index(self, key: str) -> MemoryRankIndex:
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[check_view_key(key)] = MemoryRankIndex()
+        return view
+
+    async def apply_views(
+        self, updates: Sequence[tuple[str, Sequence[tuple[Standing, int]]]]
+    ) -> list[list[int | None]]:
+        indexes = [self.index(key) for key, _ in updates]  # refuse a bad key before any write
+        batches = [batch for _, batch in updates]
+        return [await i.apply_many(batch) for i, batch in zip(indexes, batches, strict=True)]
+
+    async def drop(self, key: str) -> None:
+        self._views.pop(key, None)
+
+    async def sweep(self, keep: Callable[[str], bool]) -> list[str]:
+        dropped = sorted(key for key in self._views if not keep(key))
+        for key in dropped:
+            del self._views[key]
+        return dropped
+
+    async def close(self) -> None:
+        views, self._views = self._views, {}
+        for view in views.values():
+            await view.close()
+
+
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while a board is built: every object the build
@@ -187,4 +222,4 @@ class MemoryBroker:
         self._handler = None
 
 
-__all__ = ["MemoryBroker", "MemoryRankIndex", "sort_key"]
+__all__ = ["MemoryBroker", "MemoryRankIndex", "MemoryRankIndexes", "sort_key"]

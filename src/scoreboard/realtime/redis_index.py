@@ -21,8 +21,9 @@ cluster (`<p>` is the prefix)::
     <p>rank:{board}:marker   STRING generation marker (see `marker`)
     <p>rank:{board}:rebuild, :dirty and :tmp:<id>:* exist only while `replace_all` runs
 
-Every public call is one round trip (one Lua script or one command), so reads are consistent
-snapshots and an update, or a batch of them (`apply_many`), is atomic.
+Every public call is one round trip (one Lua script of `realtime.redis_scripts`, or one
+command), so reads are consistent snapshots and an update, or a batch of them (`apply_many`),
+is atomic.
 
 Errors: the index never swallows them. Every method may raise `redis.exceptions.RedisError`:
 `ConnectionError` / `TimeoutError` when Redis is unreachable or slow (the client's socket
@@ -34,139 +35,31 @@ a replica). The service decides the fallback (serve from the store, rebuild late
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN, RankedEntry, Standing
+from scoreboard.realtime import redis_scripts as scripts
 from scoreboard.realtime.redis_rebuild import CHUNK, StagedRebuild, chunk
 
 _U64 = 2**64
 _HEX = 16  # characters per 64-bit field
 
-# Versions are non-negative decimal strings without leading zeros, compared by length first:
-# Lua numbers are doubles and would round versions above 2**53.
-# Returns the user's rank afterwards (applied or not), 0 when not on the board, and -1 when
-# ARGV[5] == '1' asks for the generation marker (KEYS[8]) and it is gone: a rank from a lost,
-# partly refilled index would be wrong.
-_APPLY = """
-local uid, version = ARGV[1], ARGV[4]
-if redis.call('SISMEMBER', KEYS[5], uid) == 1 then return 0 end
-local newer = true
-if version ~= '0' then
-  local held = redis.call('HGET', KEYS[4], uid)
-  newer = not (held and (#held > #version or (#held == #version and held >= version)))
-end
-if newer then
-  local old = redis.call('HGET', KEYS[2], uid)
-  if old then redis.call('ZREM', KEYS[1], old) end
-  redis.call('ZADD', KEYS[1], 0, ARGV[2])
-  redis.call('HSET', KEYS[2], uid, ARGV[2])
-  redis.call('HSET', KEYS[3], uid, ARGV[3])
-  redis.call('HSET', KEYS[4], uid, version)
-  if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[7], uid) end
-end
-if ARGV[5] == '1' and redis.call('EXISTS', KEYS[8]) == 0 then return -1 end
-local member = redis.call('HGET', KEYS[2], uid)
-if not member then return 0 end
-return redis.call('ZRANK', KEYS[1], member) + 1
-"""
 
-# `_APPLY` for a batch: ARGV[1] is the checked flag, then (uid, member, name, version) per
-# update, applied in order. Returns each update's user's rank once all are applied (0 when not
-# on the board; every one -1 when checked and the marker is gone).
-_APPLY_MANY = """
-local staging = redis.call('EXISTS', KEYS[6]) == 1
-local n = (#ARGV - 1) / 4
-for i = 0, n - 1 do
-  local uid, member, version = ARGV[4 * i + 2], ARGV[4 * i + 3], ARGV[4 * i + 5]
-  if redis.call('SISMEMBER', KEYS[5], uid) == 0 then
-    local newer = true
-    if version ~= '0' then
-      local held = redis.call('HGET', KEYS[4], uid)
-      newer = not (held and (#held > #version or (#held == #version and held >= version)))
-    end
-    if newer then
-      local old = redis.call('HGET', KEYS[2], uid)
-      if old then redis.call('ZREM', KEYS[1], old) end
-      redis.call('ZADD', KEYS[1], 0, member)
-      redis.call('HSET', KEYS[2], uid, member)
-      redis.call('HSET', KEYS[3], uid, ARGV[4 * i + 4])
-      redis.call('HSET', KEYS[4], uid, version)
-      if staging then redis.call('SADD', KEYS[7], uid) end
-    end
-  end
-end
-local out = {}
-local lost = ARGV[1] == '1' and redis.call('EXISTS', KEYS[8]) == 0
-for i = 0, n - 1 do
-  if lost then
-    out[i + 1] = -1
-  else
-    local member = redis.call('HGET', KEYS[2], ARGV[4 * i + 2])
-    out[i + 1] = member and (redis.call('ZRANK', KEYS[1], member) + 1) or 0
-  end
-end
-return out
-"""
+KEY_SUFFIXES = ("z", "m", "n", "v", "removed", "marker", "rebuild", "dirty")
 
-_REMOVE = """
-local uid = ARGV[1]
-redis.call('SADD', KEYS[5], uid)
-local old = redis.call('HGET', KEYS[2], uid)
-if old then redis.call('ZREM', KEYS[1], old) end
-redis.call('HDEL', KEYS[2], uid)
-redis.call('HDEL', KEYS[3], uid)
-redis.call('HDEL', KEYS[4], uid)
-if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[7], uid) end
-return 1
-"""
 
-_RENAME = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
-"""
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One script call with its keys and arguments, not sent yet (`RedisRankIndexes` sends
+    several in one pipeline as `EVALSHA script.sha`)."""
 
-# Flat [member, name, ...]; the user id is the member after its 32 hex characters.
-_NAMES = """
-local function with_names(members, names)
-  local out = {}
-  for i, m in ipairs(members) do
-    out[2 * i - 1] = m
-    out[2 * i] = redis.call('HGET', names, string.sub(m, 33))
-  end
-  return out
-end
-"""
-
-# Prepended to the read scripts of a `checked` index; the marker is their last key.
-_GUARD = """
-if redis.call('EXISTS', KEYS[#KEYS]) == 0 then
-  return redis.error_reply('NOINDEX rank index lost (no generation marker)')
-end
-"""
-_COUNT = "return redis.call('ZCARD', KEYS[1])"
-_RANGE = "return with_names(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2]), KEYS[2])"
-# [count, member, name, ...]: a page and the board's size from one snapshot.
-_PAGE = """
-local out = with_names(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2]), KEYS[2])
-table.insert(out, 1, redis.call('ZCARD', KEYS[1]))
-return out
-"""
-
-# [first rank - 1, member, name, ...] of the user and `ARGV[2]` neighbours each side, or {}.
-_ENTRY = """
-local member = redis.call('HGET', KEYS[2], ARGV[1])
-if not member then return {} end
-local rank = redis.call('ZRANK', KEYS[1], member)
-if not rank then return {} end
-local k = tonumber(ARGV[2])
-local start = math.max(0, rank - k)
-local out = with_names(redis.call('ZRANGE', KEYS[1], start, rank + k), KEYS[3])
-table.insert(out, 1, start)
-return out
-"""
+    script: AsyncScript
+    keys: list[str]
+    args: list[str | bytes]
 
 
 def _check_range(limit: int, offset: int) -> None:
@@ -235,18 +128,18 @@ class RedisRankIndex:
         self._write_keys += [self._rebuild, self._dirty]
         self._apply_keys = [*self._write_keys, self._marker]
         self._apply_flag = "1" if checked else "0"
-        guard, marker = (_GUARD, [self._marker]) if checked else ("", [])
+        guard, marker = (scripts.GUARD, [self._marker]) if checked else ("", [])
         self._range_keys = [self._z, self._n, *marker]
         self._entry_keys = [self._z, self._m, self._n, *marker]
         self._count_keys = [self._z, *marker]
-        self._apply = client.register_script(_APPLY)
-        self._apply_many = client.register_script(_APPLY_MANY)
-        self._remove = client.register_script(_REMOVE)
-        self._rename = client.register_script(_RENAME)
-        self._range = client.register_script(guard + _NAMES + _RANGE)
-        self._page = client.register_script(guard + _NAMES + _PAGE)
-        self._entry = client.register_script(guard + _NAMES + _ENTRY)
-        self._count = client.register_script(guard + _COUNT)
+        self._apply = client.register_script(scripts.APPLY)
+        self._apply_many = client.register_script(scripts.APPLY_MANY)
+        self._remove = client.register_script(scripts.REMOVE)
+        self._rename = client.register_script(scripts.RENAME)
+        self._range = client.register_script(guard + scripts.NAMES + scripts.RANGE)
+        self._page = client.register_script(guard + scripts.NAMES + scripts.PAGE)
+        self._entry = client.register_script(guard + scripts.NAMES + scripts.ENTRY)
+        self._count = client.register_script(guard + scripts.COUNT)
         self._rebuilder = StagedRebuild(client, self.key)
 
     def key(self, suffix: str) -> str:
@@ -272,14 +165,24 @@ class RedisRankIndex:
         with every user's rank once all are applied."""
         if not updates:
             return []
+        call = self.apply_many_call(updates)
+        return ranks_of(await call.script(keys=call.keys, args=call.args))
+
+    def apply_many_call(self, updates: Sequence[tuple[Standing, int]]) -> ScriptCall:
+        """The script call `apply_many(updates)` makes, for the caller to send, e.g. in one
+        pipeline with other boards' (its reply: `ranks_of`). It names only this board's keys.
+        `ValueError` for a negative version or a standing `encode_member` refuses."""
         args: list[str | bytes] = [self._apply_flag]
         for standing, version in updates:
             if version < 0:
                 raise ValueError(f"version must be >= 0: {version}")
             args += [standing.user_id, encode_member(standing), standing.display_name]
             args.append(str(version))
-        reply = await self._apply_many(keys=self._apply_keys, args=args)
-        return [rank if rank > 0 else None for rank in map(int, reply)]
+        return ScriptCall(self._apply_many, self._apply_keys, args)
+
+    def key_names(self) -> list[str]:
+        """Every fixed key of this board (the module doc's list; staged keys excepted)."""
+        return [self.key(suffix) for suffix in KEY_SUFFIXES]
 
     async def rename(self, user_id: str, display_name: str) -> None:
         """Change the user's name if they are on the board (one round trip)."""
@@ -364,6 +267,11 @@ async def _chunks(pages: AsyncIterator[list[Standing]]) -> AsyncIterator[bytes]:
         for start in range(0, len(page), CHUNK):
             part = page[start : start + CHUNK]
             yield chunk((s.user_id, member_text(s), s.display_name) for s in part)
+
+
+def ranks_of(reply: Sequence[Any]) -> list[int | None]:
+    """The ranks of an `APPLY_MANY` reply: 0 (not on the board) and -1 (lost) are None."""
+    return [rank if rank > 0 else None for rank in map(int, reply)]
 
 
 def _entries(first_rank: int, reply: Sequence[Any]) -> list[RankedEntry]:

@@ -125,7 +125,7 @@ class StagedRebuild:
     async def run(self, chunks: AsyncIterator[bytes]) -> int:
         """Stage every chunk, then swap; returns the number of users on the new board."""
         tmp = self._key(f"tmp:{uuid.uuid4().hex}")
-        staged = [f"{tmp}:{s}" for s in ("z", "m", "n", "v")]
+        staged = staged_keys(tmp)
         async with self._client.pipeline(transaction=True) as begin:
             begin.set(self._rebuild, tmp, ex=STAGING_TTL)
             begin.unlink(self._dirty)
@@ -153,6 +153,11 @@ class StagedRebuild:
             with contextlib.suppress(RedisError):  # best effort: the keys expire anyway
                 await self._client.unlink(*staged, self._rebuild, self._dirty)
             raise
+
+
+def staged_keys(tmp: str) -> list[str]:
+    """The staged keys of the rebuild whose `<board>:rebuild` key holds `tmp`."""
+    return [f"{tmp}:{s}" for s in ("z", "m", "n", "v")]
 
 
 async def _first_done(pending: set[asyncio.Future[Any]]) -> None:
