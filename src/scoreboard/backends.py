@@ -21,8 +21,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 from scoreboard.aio import MethodProxy, resume_cancel
 from scoreboard.config import Settings
+from scoreboard.domain.boards import BoardCatalogue
 from scoreboard.domain.errors import ServiceUnavailable
-from scoreboard.realtime.base import Broker, Charge, RankIndex, RateDecision, RateLimiter
+from scoreboard.realtime.base import (
+    Broker,
+    Charge,
+    RankIndex,
+    RankIndexes,
+    RateDecision,
+    RateLimiter,
+)
 from scoreboard.realtime.redis_shared import SharedRedisIndex as SharedRedisIndex  # re-export
 from scoreboard.store.base import Store
 
@@ -51,29 +59,33 @@ def normalize_database_url(url: str) -> str:
 @dataclass
 class Backends:
     store: Store
-    index: RankIndex
+    indexes: RankIndexes
     broker: Broker
     limiter: RateLimiter
     redis_ping: Callable[[], Awaitable[Any]] | None
+    boards: BoardCatalogue
     close_extra: Callable[[], Awaitable[None]] | None = None
 
     async def close(self) -> None:
         await self.broker.close()
-        await self.index.close()
+        await self.indexes.close()
         await self.limiter.close()
         await self.store.close()
         if self.close_extra is not None:
             await self.close_extra()
 
 
-async def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+async def open_store(
+    settings: Settings, *, migrate: bool = True, boards: BoardCatalogue | None = None
+) -> Store:
     from scoreboard.store.migrate import run_migrations
     from scoreboard.store.sql import SqlStore
 
     url = normalize_database_url(settings.resolved_database_url())
     if migrate:
         await run_migrations(url)
-    return await SqlStore.open(url, timeout=settings.db_timeout_seconds)
+    catalogue = boards or settings.board_catalogue()
+    return await SqlStore.open(url, timeout=settings.db_timeout_seconds, boards=catalogue)
 
 
 # `on_error(backend, operation)`: a failed backend call the service survived (metrics).
@@ -84,15 +96,23 @@ async def open_backends(settings: Settings, *, on_error: ErrorHook | None = None
     redis_url = settings.redis_url
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):
         raise ValueError(f"Unsupported Redis URL scheme: {redis_url.split(':', 1)[0]!r}")
-    store = await open_store(settings)
+    boards = settings.board_catalogue()
+    store = await open_store(settings, boards=boards)
+    # A board added to the catalogue (or redefined) is filled from the event log first.
+    await store.backfill_boards()
     if not redis_url:
         from scoreboard.realtime.limiter import LimitsRateLimiter
-        from scoreboard.realtime.memory import MemoryBroker, MemoryRankIndex
+        from scoreboard.realtime.memory import MemoryBroker, MemoryRankIndexes
 
         return Backends(
-            store, MemoryRankIndex(), MemoryBroker(), LimitsRateLimiter.in_memory(), None
+            store,
+            MemoryRankIndexes(),
+            MemoryBroker(),
+            LimitsRateLimiter.in_memory(),
+            None,
+            boards,
         )
-    return await _open_redis(settings, store, on_error)
+    return await _open_redis(settings, store, boards, on_error)
 
 
 def redis_client(url: str, timeout: float, max_connections: int = 64) -> aioredis.Redis:
@@ -119,7 +139,9 @@ def limits_uri(redis_url: str) -> str:
     return {"unix": "async+redis+unix"}.get(scheme, "async+" + scheme) + "://" + rest
 
 
-async def _open_redis(settings: Settings, store: Store, on_error: ErrorHook | None) -> Backends:
+async def _open_redis(
+    settings: Settings, store: Store, boards: BoardCatalogue, on_error: ErrorHook | None
+) -> Backends:
     from limits.aio.storage import RedisStorage
 
     from scoreboard.realtime.limiter import LimitsRateLimiter, RedisCounters
@@ -155,15 +177,18 @@ async def _open_redis(settings: Settings, store: Store, on_error: ErrorHook | No
         ping_interval=max(2.0, 2 * timeout),
         on_lost=None if on_error is None else lambda: on_error("redis", "subscribe"),
     )
-    index: RankIndex = SharedRedisIndex(client, prefix)
+    from scoreboard.realtime.redis_indexes import RedisRankIndexes
+
+    indexes: RankIndexes = RedisRankIndexes(client, prefix)
     if on_error is not None:
-        index = cast(RankIndex, CountingErrors(index, lambda name: on_error("redis", name)))
+        indexes = cast(RankIndexes, CountingIndexes(indexes, lambda name: on_error("redis", name)))
     return Backends(
         store,
-        index,
+        indexes,
         broker,
         limiter,
         client.ping,
+        boards,
         client.aclose,
     )
 
@@ -190,6 +215,29 @@ class CountingErrors(MethodProxy):
                 raise
 
         return counted
+
+
+class CountingIndexes(CountingErrors):
+    """`CountingErrors` of every view's index too (each wrapped once, while it exists)."""
+
+    def __init__(self, inner: Any, on_error: Callable[[str], None]) -> None:
+        super().__init__(inner, on_error)
+        self._views: dict[str, RankIndex] = {}
+
+    def index(self, key: str) -> RankIndex:
+        view = self._views.get(key)
+        if view is None:
+            view = cast(RankIndex, CountingErrors(self._inner.index(key), self._on_error))
+            self._views[key] = view
+        return view
+
+    async def drop(self, key: str) -> None:
+        self._views.pop(key, None)
+        try:
+            await self._inner.drop(key)
+        except Exception:
+            self._on_error("index.drop")
+            raise
 
 
 class FailOpenLimiter:

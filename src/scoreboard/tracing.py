@@ -115,7 +115,7 @@ def traced(backends: Backends, tracer: Tracer | None) -> Backends:
     if backends.redis_ping is not None:
         wrapped = dataclasses.replace(
             wrapped,
-            index=Traced(backends.index, tracer, "redis"),
+            indexes=Traced(backends.indexes, tracer, "redis"),
             broker=Traced(backends.broker, tracer, "redis"),
             limiter=Traced(backends.limiter, tracer, "redis"),
         )
