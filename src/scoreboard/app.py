@@ -254,8 +254,8 @@ def create_app(
     """The app. `hot_routes=False` leaves the hot routes to FastAPI alone (`api/hot.py`): the
     equivalence tests compare the two; it is not a setting. `clock`: the time events are
     dated with and periods computed from (tests move it; not a setting either).
-    `tracer_provider`: an OpenTelemetry TracerProvider (tests); by default one from the OTEL_* environment, or none
-    (`scoreboard.tracing`)."""
+    `tracer_provider`: an OpenTelemetry TracerProvider (tests); by default one from the
+    OTEL_* environment, or none (`scoreboard.tracing`)."""
     settings = settings or Settings()
     app = FastAPI(
         # FastAPI's native OpenTelemetry is not used (metrics are Prometheus, `metrics.py`);
