@@ -53,7 +53,7 @@ async def test_concurrent_storm_is_exact(api: Api) -> None:
     sql_page, total = await store.standings_page(100, 0)
     assert total == USERS
     assert sum(s.score for s in sql_page) == expected_points
-    index_top = await api.services.index.top(100)
+    index_top = await api.services.board.default_index.top(100)
     assert [(e.user_id, e.score) for e in index_top] == [(s.user_id, s.score) for s in sql_page]
 
     board = (await api.client.get("/api/v1/leaderboard", params={"limit": 100})).json()

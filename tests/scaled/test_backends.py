@@ -25,6 +25,7 @@ from scoreboard.backends import (
 from scoreboard.config import Settings
 from scoreboard.domain.ranking import RankedEntry, Standing
 from scoreboard.realtime.redis import RedisBroker
+from scoreboard.realtime.redis_indexes import RedisRankIndexes
 
 
 def settings(tmp_path: Path, redis_url: str, prefix: str = "sbtest:backends:") -> Settings:
@@ -72,8 +73,10 @@ async def test_unix_scheme(unix_redis: str, tmp_path: Path) -> None:
 async def every_part_works(url: str, prefix: str, tmp_path: Path) -> None:
     backends = await open_backends(settings(tmp_path, url, prefix))
     try:
-        index, broker, limiter = backends.index, backends.broker, backends.limiter
-        assert isinstance(index, SharedRedisIndex) and isinstance(broker, RedisBroker)
+        indexes, broker, limiter = backends.indexes, backends.broker, backends.limiter
+        assert isinstance(indexes, RedisRankIndexes) and isinstance(broker, RedisBroker)
+        index = indexes.index("global:all:")
+        assert isinstance(index, SharedRedisIndex)
         assert isinstance(limiter, FailOpenLimiter)
 
         async def pages():  # type: ignore[no-untyped-def]
@@ -101,7 +104,7 @@ async def every_part_works(url: str, prefix: str, tmp_path: Path) -> None:
 async def test_rediss_is_wired_without_connecting(tmp_path: Path) -> None:
     backends = await open_backends(settings(tmp_path, "rediss://127.0.0.1:1/0"))
     try:
-        assert isinstance(backends.index, SharedRedisIndex)
+        assert isinstance(backends.indexes, RedisRankIndexes)
         assert isinstance(backends.broker, RedisBroker)
     finally:
         await backends.close()

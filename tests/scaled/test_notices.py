@@ -9,7 +9,7 @@ import time
 import orjson
 from tests.proxy import TcpProxy, upstream, via
 
-from scoreboard.realtime.memory import MemoryRankIndex
+from scoreboard.realtime.memory import MemoryRankIndexes
 from scoreboard.realtime.redis import RedisBroker
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.store.sql import SqlStore
@@ -30,7 +30,7 @@ async def test_a_failed_notice_is_sent_again_when_redis_answers(
         store = await SqlStore.open(sqlite_url)
         failures: list[None] = []
         board = LeaderboardService(
-            store, MemoryRankIndex(), writer, on_publish_failed=lambda: failures.append(None)
+            store, MemoryRankIndexes(), writer, on_publish_failed=lambda: failures.append(None)
         )
         await writer.start(lambda m: asyncio.sleep(0), nothing)
         await other.start(received.put, nothing)

@@ -29,7 +29,7 @@ async def test_huge_offsets_are_refused_and_the_index_stays_healthy(
     async with instance(fresh_pg_url, tmp_path, **shared) as api:
         _, headers = await api.user()
         assert (await api.score(headers)).status_code == 201
-        index = api.services.index
+        index = api.services.board.default_index
         marker_before, _ = await index.state()  # type: ignore[attr-defined]
         assert api.services.board.index_ready and marker_before is not None
         caplog.set_level(logging.WARNING)
@@ -61,7 +61,7 @@ async def test_the_index_refuses_a_range_redis_cannot_take_without_a_round_trip(
 ) -> None:
     """The RankIndex contract: ValueError for the caller's argument, raised before Redis."""
     async with instance(fresh_pg_url, tmp_path, **shared) as api:
-        index = api.services.index
+        index = api.services.board.default_index
         for offset in (2**63 - 1, 2**63, 10**30, -1):
             with pytest.raises(ValueError):
                 await index.page(10, offset)

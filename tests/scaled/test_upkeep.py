@@ -47,7 +47,10 @@ async def until(condition: Any, within: float = 10.0) -> None:
 async def index_equals_sql(api: Api, database_url: str) -> bool:
     expected, total = await sql_board(database_url)
     try:
-        return (await api.services.index.top(100), await api.services.index.count()) == (
+        return (
+            await api.services.board.default_index.top(100),
+            await api.services.board.default_index.count(),
+        ) == (
             expected,
             total,
         )
@@ -127,7 +130,7 @@ async def test_a_diverged_index_is_repaired(
             assert (await api.score(headers)).status_code == 201
             ids.append(user_id)
         # Something wrote a wrong standing straight into Redis (a bug, an operator...).
-        await api.services.index.apply(Standing(ids[0], "forged", 10**9, 0), 0)
+        await api.services.board.default_index.apply(Standing(ids[0], "forged", 10**9, 0), 0)
         assert not await index_equals_sql(api, fresh_pg_url)
         await until(lambda: index_equals_sql(api, fresh_pg_url))
 

@@ -27,7 +27,7 @@ from scoreboard.domain.boards import Board, BoardCatalogue, Period, View
 from scoreboard.domain.errors import ValidationFailed
 from scoreboard.domain.ranking import RankedEntry, Standing
 from scoreboard.domain.times import rfc3339, utcnow
-from scoreboard.realtime.base import Broker, RankIndexes
+from scoreboard.realtime.base import Broker, RankIndex, RankIndexes
 from scoreboard.service.notices import ChangeNotices
 from scoreboard.service.topcache import TopCache
 from scoreboard.service.upkeep import IndexKeeper
@@ -216,6 +216,11 @@ class LeaderboardService:
     def _default_view(self) -> View:
         board = self._default
         return board.view_at(self.clock(), None) or View(board.board_id, "all")
+
+    @property
+    def default_index(self) -> RankIndex:
+        """The rank index of the default board (tests and tools look at it)."""
+        return self._live(self._default_view()).index
 
     @property
     def index_ready(self) -> bool:
