@@ -21,6 +21,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal, Protocol
 
+from scoreboard.domain.boards import View
 from scoreboard.domain.ranking import Standing
 
 ActionStatus = Literal["started", "completed", "cancelled"]
@@ -88,8 +89,24 @@ class Outcome(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class BoardStanding:
+    """Where an event left its user on one view it counted on: the row's standing and version
+    (the version moves only when the event changed the row: a `best` board's row stays as it
+    was, version included, when the event did not beat it)."""
+
+    view: View
+    standing: Standing
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
-    """A committed score event and the score it produced."""
+    """A committed score event and the score it produced.
+
+    `region`: the user's region when the event was recorded. `boards`: one `BoardStanding`
+    per view the event counted on, in catalogue order, the total board's included (its
+    standing and version are `standing()` and `version`); empty on a replay.
+    """
 
     event_id: int
     user_id: str
@@ -100,6 +117,8 @@ class EventRecord:
     reached_at_us: int
     version: int
     created_at: datetime
+    region: str | None = None
+    boards: tuple[BoardStanding, ...] = ()
 
     def standing(self) -> Standing:
         return Standing(self.user_id, self.display_name, self.new_score, self.reached_at_us)
@@ -182,6 +201,49 @@ class Store(Protocol):
 
     async def standing_of(self, user_id: str) -> tuple[Standing, int] | None:
         """The user's standing and 1-based rank computed by SQL; None if they never scored."""
+        ...
+
+    # -- boards (`domain.boards`): every read works on the total board's view too -------------
+    async def view_page(self, view: View, limit: int, offset: int) -> tuple[list[Standing], int]:
+        """One page of the view in rank order computed by SQL, and the view's count, from one
+        snapshot; active users only. A view nobody scored on: `([], 0)`."""
+        ...
+
+    async def view_standing_of(self, view: View, user_id: str) -> tuple[Standing, int] | None:
+        """The user's standing on the view and 1-based rank; None if they have no row there
+        (never counted on it, or deleted)."""
+        ...
+
+    def iter_view_standings(
+        self, view: View, page_size: int = 1000
+    ) -> AsyncIterator[list[Standing]]:
+        """Every active user's standing on the view, in rank order, in pages: the contract of
+        `iter_standings` (one snapshot, linear, bounded by the stall bound), for one view."""
+        ...
+
+    async def view_standings_of(self, view: View, user_ids: Sequence[str]) -> list[Standing]:
+        """The standings of those of `user_ids` who are active and have a row on the view, in
+        rank order (a friends board: rank them 1..n). Unknown ids are left out."""
+        ...
+
+    async def views_of_user(self, user_id: str) -> list[View]:
+        """Every view of the catalogue's boards the user has a row on: the total board's view
+        first when they have a score, then the others by (board, period, region). [] for a
+        deleted or unknown user."""
+        ...
+
+    async def rebuild_board(self, board_id: str) -> int:
+        """Recompute every period and region of a board that is not the total from the event
+        log (events of active users, `domain.boards.fold` in event order), replacing its rows
+        and recording its fingerprint, in one transaction that live batches cannot interleave
+        with. The number of rows written. `InvalidScope` for a board not in the catalogue;
+        0 for the total board (it is `user_scores`, kept by every batch)."""
+        ...
+
+    async def backfill_boards(self) -> list[str]:
+        """Rebuild every board whose rows were computed with another definition or none (a
+        board added to the catalogue, or changed): the ids rebuilt, in catalogue order. Safe
+        from several processes at once: a board is rebuilt by one, the others skip it."""
         ...
 
     async def count_events(self) -> int: ...

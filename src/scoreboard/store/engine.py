@@ -11,7 +11,9 @@ statements read one WAL snapshot. The write engine has ONE connection: SQLite ha
 anyway, and queueing in the pool is cheaper than spinning on the busy lock. Score batches, the
 one hot write, have their own connection and thread (`SqliteWriter`): a batch is one hop.
 
-PostgreSQL: asyncpg with connect and command timeouts, `pool_pre_ping`, and one engine for both.
+PostgreSQL: asyncpg with connect and command timeouts, `pool_pre_ping`, and one engine for both;
+board rebuilds (long transactions whose statements may each take more than a request's bound)
+get an engine of their own without a pool, whose command timeout is the stall bound.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 R = TypeVar("R")
 
@@ -144,6 +147,7 @@ class Engines:
     write: AsyncEngine
     read: AsyncEngine
     batch_writer: SqliteWriter | None = None
+    rebuild: AsyncEngine | None = None  # PostgreSQL: board rebuilds (SQLite: `batch_writer`)
 
     @property
     def dialect(self) -> str:
@@ -155,9 +159,13 @@ class Engines:
         await self.write.dispose()
         if self.read is not self.write:
             await self.read.dispose()
+        if self.rebuild is not None:
+            await self.rebuild.dispose()
 
 
-def create_engines(url: str | URL, timeout: float) -> Engines:
+def create_engines(url: str | URL, timeout: float, stall: float | None = None) -> Engines:
+    """The engines for `url`; `stall` bounds each statement of a board rebuild on PostgreSQL
+    (`timeout` when None or shorter)."""
     parsed = async_url(url)
     if parsed.get_backend_name() == "postgresql":
         engine = create_async_engine(
@@ -168,7 +176,12 @@ def create_engines(url: str | URL, timeout: float) -> Engines:
             max_overflow=10,
             connect_args={"timeout": timeout, "command_timeout": timeout},
         )
-        return Engines(engine, engine)
+        rebuild = create_async_engine(
+            parsed,
+            poolclass=NullPool,
+            connect_args={"timeout": timeout, "command_timeout": max(timeout, stall or 0.0)},
+        )
+        return Engines(engine, engine, rebuild=rebuild)
     busy_ms = int(timeout * 1000)
     if sqlite_file(parsed) is None:
         # Every engine (the migrator's, the reader's) would see its own empty database.

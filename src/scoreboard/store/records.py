@@ -54,4 +54,5 @@ def event_from_row(row: Row[Any]) -> EventRecord:
         reached_at_us=int(row.reached_at_us),
         version=int(row.version),
         created_at=row.created_at,
+        region=row.region,
     )

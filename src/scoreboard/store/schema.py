@@ -108,6 +108,12 @@ score_events = sa.Table(
     sa.Column("request_hash", sa.String(128), nullable=True),
     sa.Column("action_id", sa.String(64), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # The region the user had when the event was recorded (boards partitioned by region count
+    # it there), and the event's own time, microseconds since the epoch (the instant whose
+    # period it counts in): what a board rebuilt from the log needs. NULL `at_us` only on
+    # events recorded before migration 0002 (see `store/sql_rebuild.py`).
+    sa.Column("region", sa.String(64), nullable=True),
+    sa.Column("at_us", sa.BigInteger(), nullable=True),
     sa.Index("ix_score_events_user_id", "user_id"),
     # Event ids only grow, even on SQLite: the audit log never reuses an id.
     sqlite_autoincrement=True,
@@ -139,4 +145,44 @@ actions = sa.Table(
     sa.Column("suspicious", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.CheckConstraint("status IN ('started', 'completed', 'cancelled')", name="status"),
     sa.Index("ix_actions_user_id", "user_id"),
+)
+
+
+# One row per user on each list (board, period, region) of a board that is not the total
+# (`domain.boards.Board.is_total`: the total is `user_scores`). Rows follow `domain.boards.fold`.
+board_scores = sa.Table(
+    "board_scores",
+    metadata,
+    sa.Column("board_id", sa.String(48), primary_key=True),
+    sa.Column("period_id", sa.String(16), primary_key=True),
+    sa.Column("region", sa.String(64), primary_key=True, server_default=""),
+    sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), primary_key=True),
+    sa.Column("score", sa.BigInteger(), nullable=False),
+    sa.Column("reached_at_us", sa.BigInteger(), nullable=False),
+    # +1 each time an event changes the row (1 when it is created).
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The ranking order of one list, as `ix_user_scores_rank` for the total.
+sa.Index(
+    "ix_board_scores_rank",
+    board_scores.c.board_id,
+    board_scores.c.period_id,
+    board_scores.c.region,
+    board_scores.c.score.desc(),
+    board_scores.c.reached_at_us,
+    board_scores.c.user_id,
+)
+# A user's rows: `views_of_user`, `delete_user`.
+sa.Index("ix_board_scores_user_id", board_scores.c.user_id)
+
+# The definition (`Board.fingerprint`) each board's rows were computed with: a board whose
+# definition is missing or different here is rebuilt from the log (`backfill_boards`).
+board_defs = sa.Table(
+    "board_defs",
+    metadata,
+    sa.Column("board_id", sa.String(48), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("built_at", UtcDateTime(), nullable=False),
 )

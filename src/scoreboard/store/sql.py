@@ -8,11 +8,17 @@ Beyond the protocol's contract (see `store/base.py`):
 - `open` does not connect and does not migrate: run `store.migrate.run_migrations(url)` first.
 - Writes and reads use separate engines on SQLite (see `store/engine.py`), and score batches
   their own writer thread; one engine on PostgreSQL.
-- Multi-statement reads (`standings_page`, `iter_standings`) read one consistent snapshot.
+- Multi-statement reads (`standings_page`, `iter_standings`, their views' forms) read one
+  consistent snapshot (`store/sql_views.py`).
 - `iter_standings` (a rebuild's walk of the whole board) is not a request and is not bound by
   `timeout`: it fails only when the database delivers no page for `walk_stall` seconds
   (`WALK_STALL_SECONDS`; `timeout` if longer), however big the board and however long the
-  whole walk takes.
+  whole walk takes. The same for `iter_view_standings`.
+- Boards: the store writes and reads by the catalogue it was opened with; every batch keeps
+  every view its events count on (`store/sql_boards.py`). `rebuild_board` and
+  `backfill_boards` (`store/sql_rebuild.py`) are bounded by `rebuild_timeout` as a whole and,
+  on PostgreSQL, each statement by `walk_stall`; on PostgreSQL they hold live batches back
+  while they run (a batch waits for at most `timeout`).
 
 The action lifecycle of the compatibility routes (`start_action`, `get_action`,
 `cancel_action`, `mark_suspicious`): an action is completed by `record_events` with
@@ -21,25 +27,25 @@ The action lifecycle of the compatibility routes (`start_action`, `get_action`,
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scoreboard.domain.boards import Board, BoardCatalogue
 from scoreboard.domain.errors import ServiceUnavailable
-from scoreboard.domain.ranking import Standing
 from scoreboard.domain.times import utcnow
-from scoreboard.store import sql_actions, sql_standings, sql_users
+from scoreboard.store import sql_actions, sql_rebuild, sql_users
 from scoreboard.store.base import ActionRecord, ScoreCommand, ScoreOutcome, Store, UserRecord
-from scoreboard.store.engine import SNAPSHOT, Engines, create_engines
+from scoreboard.store.engine import Engines, create_engines
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema import score_events, users
 from scoreboard.store.sql_scores import record_batch
+from scoreboard.store.sql_views import RankedReads
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +53,28 @@ log = logging.getLogger(__name__)
 # connection), not a slow start. The first page of a big board waits for PostgreSQL's sort
 # (seconds at 1M users on a loaded machine), beyond a request's bound.
 WALK_STALL_SECONDS = 30.0
+# A board rebuild (all its periods, from the whole log) fails when it takes longer than this.
+REBUILD_SECONDS = 600.0
 
 
-class SqlStore:
-    """Durable users, scores, score events (append-only), idempotency records and actions."""
+class SqlStore(RankedReads):
+    """Durable users, scores, score events (append-only), idempotency records, actions and
+    the rows of every board (the reads: `RankedReads`)."""
 
     def __init__(
-        self, engines: Engines, *, timeout: float, walk_stall: float = WALK_STALL_SECONDS
+        self,
+        engines: Engines,
+        *,
+        timeout: float,
+        walk_stall: float = WALK_STALL_SECONDS,
+        boards: BoardCatalogue | None = None,
+        rebuild_timeout: float = REBUILD_SECONDS,
     ) -> None:
         self._engines = engines
         self._guard = Guard(timeout)
         self._walk_guard = Guard(max(timeout, walk_stall))  # see the module doc
+        self._rebuild_guard = Guard(max(timeout, rebuild_timeout))
+        self._boards = boards if boards is not None else BoardCatalogue.default()
 
     @classmethod
     async def open(
@@ -66,13 +83,18 @@ class SqlStore:
         *,
         timeout: float = 2.0,  # noqa: ASYNC109
         walk_stall: float = WALK_STALL_SECONDS,
+        boards: BoardCatalogue | None = None,
+        rebuild_timeout: float = REBUILD_SECONDS,
     ) -> SqlStore:
-        """A store for `url` (sqlite[+aiosqlite]:// or postgresql[+asyncpg]://). No I/O yet."""
-        return cls(create_engines(url, timeout), timeout=timeout, walk_stall=walk_stall)
-
-    @property
-    def guard(self) -> Guard:
-        return self._guard
+        """A store for `url` (sqlite[+aiosqlite]:// or postgresql[+asyncpg]://) keeping the
+        boards of `boards` (None: `BoardCatalogue.default()`). No I/O yet."""
+        return cls(
+            create_engines(url, timeout, walk_stall),
+            timeout=timeout,
+            walk_stall=walk_stall,
+            boards=boards,
+            rebuild_timeout=rebuild_timeout,
+        )
 
     @property
     def dialect(self) -> str:
@@ -81,22 +103,6 @@ class SqlStore:
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         return self._engines.write.begin()
-
-    def _read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        return self._engines.read.begin()
-
-    @contextlib.asynccontextmanager
-    async def _snapshot(self) -> AsyncIterator[AsyncConnection]:
-        """A read transaction whose statements all see the same snapshot."""
-        async with self._engines.read.connect() as conn:
-            if self.dialect == "postgresql":
-                await conn.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                )
-            else:  # a deferred BEGIN: WAL takes the snapshot at the first read
-                await conn.execution_options(**{SNAPSHOT: True})
-            async with conn.begin():
-                yield conn
 
     # -- users ---------------------------------------------------------------------------------
     @unit_of_work
@@ -178,48 +184,47 @@ class SqlStore:
             return []
         writer = self._engines.batch_writer
         if writer is not None:  # SQLite: the whole batch in one hop to its thread
-            return await writer.run(record_batch, commands, utcnow())
+            return await writer.run(record_batch, commands, utcnow(), self._boards)
         async with self._write() as conn:  # PostgreSQL: the whole batch in one greenlet
-            return await conn.run_sync(record_batch, commands, utcnow())
+            return await conn.run_sync(record_batch, commands, utcnow(), self._boards)
 
-    # -- board ---------------------------------------------------------------------------------
-    async def iter_standings(self, page_size: int = 1000) -> AsyncIterator[list[Standing]]:
-        """Every active user's standing in rank order, in pages, from ONE snapshot.
+    # -- boards rebuilt from the log (reads: `RankedReads`) ------------------------------------
+    async def rebuild_board(self, board_id: str) -> int:
+        """Recompute the board from the log (see `store/sql_rebuild.py`); the rows written.
+        0 for a total board: it is `user_scores`."""
+        board = self._boards.get(board_id)
+        if board.is_total:
+            return 0
+        written = await self._rebuild_guard.run(self._rebuild(board, only_if_stale=False))
+        assert written is not None
+        return written
 
-        A task streams the board from one statement in one read transaction, a page ahead of
-        the consumer; waiting for each page is bounded by the walk's stall bound (module doc),
-        not the whole walk.
-        """
-        if page_size < 1:
-            raise ValueError("page_size must be at least 1")
-        pages: asyncio.Queue[list[Standing] | None] = asyncio.Queue(maxsize=1)
-        walker = asyncio.create_task(self._walk(pages, page_size))
-        try:
-            guard = self._walk_guard
-            while (page := await guard.run(sql_standings.next_page(pages, walker))) is not None:
-                if page:  # an empty page only shows the walk advancing
-                    yield page
-        finally:
-            self._walk_guard.abandon(walker)
+    async def backfill_boards(self) -> list[str]:
+        """Rebuild every board whose recorded fingerprint is missing or another; forget the
+        rows of boards no longer in the catalogue (`sql_rebuild.forget_removed`)."""
+        return await self._rebuild_guard.run(self._backfill())
 
-    async def _walk(self, pages: asyncio.Queue[list[Standing] | None], page_size: int) -> None:
-        async with self._snapshot() as conn:
-            stall = self._walk_guard.seconds
-            async for page in sql_standings.stream(conn, page_size, stall):
-                await pages.put(page)
-        await pages.put(None)
+    async def _backfill(self) -> list[str]:
+        async with self._write() as conn:
+            recorded = await conn.run_sync(sql_rebuild.recorded)
+            if set(recorded) - {b.board_id for b in self._boards if not b.is_total}:
+                await conn.run_sync(sql_rebuild.forget_removed, self._boards)
+        rebuilt = []
+        for board in self._boards:
+            if board.is_total or recorded.get(board.board_id) == board.fingerprint:
+                continue
+            if await self._rebuild(board, only_if_stale=True) is not None:
+                rebuilt.append(board.board_id)
+        return rebuilt
 
-    @unit_of_work
-    async def standings_page(self, limit: int, offset: int) -> tuple[list[Standing], int]:
-        if limit < 0 or offset < 0:
-            raise ValueError("limit and offset must not be negative")
-        async with self._snapshot() as conn:
-            return await sql_standings.page(conn, limit, offset)
-
-    @unit_of_work
-    async def standing_of(self, user_id: str) -> tuple[Standing, int] | None:
-        async with self._read() as conn:
-            return await sql_standings.standing_of(conn, user_id)
+    async def _rebuild(self, board: Board, *, only_if_stale: bool) -> int | None:
+        work, now = sql_rebuild.rebuild, utcnow()
+        writer = self._engines.batch_writer
+        if writer is not None:  # SQLite: the batch writer, whose write lock holds batches back
+            return await writer.run(work, board, now, only_if_stale)
+        assert self._engines.rebuild is not None
+        async with self._engines.rebuild.begin() as conn:
+            return await conn.run_sync(work, board, now, only_if_stale)
 
     # -- audit and health ----------------------------------------------------------------------
     @unit_of_work
@@ -255,6 +260,7 @@ class SqlStore:
     async def _close(self) -> None:
         await self._guard.drain()
         await self._walk_guard.drain()
+        await self._rebuild_guard.drain()
         await self._engines.dispose()
 
     # -- actions -----------------------------------------------------------------------------

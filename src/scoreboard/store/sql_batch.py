@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from scoreboard.store.base import EventRecord, Outcome, ScoreCommand, ScoreOutcome
+from scoreboard.store.base import BoardStanding, EventRecord, Outcome, ScoreCommand, ScoreOutcome
+
+if TYPE_CHECKING:
+    from scoreboard.store.sql_boards import BoardFolds
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CONFLICT = ScoreOutcome(Outcome.CONFLICT)
@@ -40,6 +43,7 @@ class BatchUser:
     score: int
     reached_at_us: int
     version: int  # 0: no score row yet
+    region: str | None = None  # as the locking SELECT read it: the region events count in
     touched: bool = False
 
 
@@ -52,9 +56,12 @@ class NewEvent:
     new_score: int
     reached_at_us: int
     version: int
+    at_us: int  # the event's time (the command's, or the batch's when it gave none)
+    region: str | None
+    boards: tuple[BoardStanding, ...] = ()
     event_id: int = 0
 
-    def record(self, created_at: datetime) -> EventRecord:
+    def record(self, created_at: datetime, *, replay: bool = False) -> EventRecord:
         c = self.command
         return EventRecord(
             self.event_id,
@@ -66,6 +73,8 @@ class NewEvent:
             self.reached_at_us,
             self.version,
             created_at,
+            self.region,
+            () if replay else self.boards,
         )
 
 
@@ -93,6 +102,7 @@ Plan = ScoreOutcome | NewEvent | Replay
 class Batch:
     conn: sa.Connection
     now: datetime
+    boards: BoardFolds
     users: dict[str, BatchUser] = field(default_factory=dict)
     keys: dict[Pair, BatchKey] = field(default_factory=dict)
 
@@ -100,13 +110,17 @@ class Batch:
     def dialect(self) -> str:
         return self.conn.dialect.name
 
+    def at_us(self, c: ScoreCommand) -> int:
+        """The command's time; 0 means the batch's."""
+        return c.at_us if c.at_us > 0 else to_us(self.now)
+
 
 def outcome(plan: Plan, now: datetime) -> ScoreOutcome:
     """The command's answer, once the batch's events have their ids."""
     if isinstance(plan, NewEvent):
         return ScoreOutcome(Outcome.RECORDED, plan.record(now))
     if isinstance(plan, Replay):
-        return ScoreOutcome(Outcome.REPLAYED, plan.event.record(now))
+        return ScoreOutcome(Outcome.REPLAYED, plan.event.record(now, replay=True))
     return plan
 
 

@@ -4,10 +4,15 @@ Set-based, so a batch costs a handful of statements whatever its size:
 1. lock the batch's users, then read their scores (two SELECTs, see `_lock_users`);
 2. claim the batch's idempotency keys (one multi-row `INSERT .. ON CONFLICT DO NOTHING
    RETURNING`); read the keys that were already taken and their events (two SELECTs);
-3. decide every command in order, in Python, from the locked scores (completing actions,
-   the rare case, costs one UPDATE each);
-4. write the events (multi-row INSERT), one score row per user (multi-row upsert), and the
-   claimed keys' event ids (one executemany UPDATE).
+3. read the board rows the batch's events count on (one SELECT, see `store/sql_boards.py`);
+4. decide every command in order, in Python, from the locked scores and board rows
+   (completing actions, the rare case, costs one UPDATE each);
+5. write the events (multi-row INSERT), one score row per user (multi-row upsert), the
+   changed board rows (one multi-row upsert), and the claimed keys' event ids (one
+   executemany UPDATE).
+
+Each event records the region its user has in the locking SELECT and its own time (`at_us`):
+the board rows can be rebuilt exactly from the log (`store/sql_rebuild.py`).
 
 Locking: the users' rows are locked in user id order (`FOR NO KEY UPDATE` on PostgreSQL;
 SQLite's `BEGIN IMMEDIATE` already holds the database's write lock). That one lock serializes
@@ -26,7 +31,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN
+from scoreboard.domain.boards import BoardCatalogue, View
+from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN, Standing
 from scoreboard.store.base import ScoreCommand, ScoreOutcome
 from scoreboard.store.engine import insert
 from scoreboard.store.records import event_from_row
@@ -44,26 +50,31 @@ from scoreboard.store.sql_batch import (
     from_us,
     outcome,
     replay,
-    to_us,
 )
+from scoreboard.store.sql_boards import BoardFolds, row_key
 
 
 def record_batch(
-    conn: sa.Connection, commands: Sequence[ScoreCommand], now: datetime
+    conn: sa.Connection,
+    commands: Sequence[ScoreCommand],
+    now: datetime,
+    catalogue: BoardCatalogue,
 ) -> list[ScoreOutcome]:
     """Apply `commands` in order inside the caller's (write) transaction.
 
     Synchronous, so that a whole batch is one call into the driver's world: on SQLite one hop
     to the writer thread (`store.engine.SqliteWriter`), on PostgreSQL one greenlet
     (`AsyncConnection.run_sync`), instead of a hop or a greenlet per statement."""
-    batch = Batch(conn, now)
+    batch = Batch(conn, now, BoardFolds(catalogue))
     batch.users = _lock_users(batch, sorted({c.user_id for c in commands}))
     _claim_keys(batch, [c for c in commands if c.user_id in batch.users])
-    plans = [_plan(batch, command) for command in commands]
+    views = _load_boards(batch, commands)
+    plans = [_plan(batch, command, seen) for command, seen in zip(commands, views, strict=True)]
     new_events = [plan for plan in plans if isinstance(plan, NewEvent)]
     if new_events:
         _insert_events(batch, new_events)
         _save_scores(batch)
+        batch.boards.save(conn, now)
     _settle_keys(batch)
     return [outcome(plan, now) for plan in plans]
 
@@ -79,14 +90,14 @@ def _lock_users(batch: Batch, user_ids: list[str]) -> dict[str, BatchUser]:
     found: dict[str, BatchUser] = {}
     for chunk in chunks(user_ids):
         stmt = (
-            sa.select(users.c.user_id, users.c.display_name)
+            sa.select(users.c.user_id, users.c.display_name, users.c.region)
             .where(users.c.user_id.in_(chunk), users.c.deleted_at.is_(None))
             .order_by(users.c.user_id)
         )
         if batch.dialect == "postgresql":
             stmt = stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE
         for row in batch.conn.execute(stmt):
-            found[row.user_id] = BatchUser(row.display_name, 0, 0, 0)
+            found[row.user_id] = BatchUser(row.display_name, 0, 0, 0, row.region)
     for chunk in chunks(list(found)):
         scores = sa.select(user_scores).where(user_scores.c.user_id.in_(chunk))
         for row in batch.conn.execute(scores):
@@ -141,7 +152,27 @@ def _load_taken_keys(batch: Batch, taken: list[Pair]) -> None:
                 key.owner = event_from_row(row)
 
 
-def _plan(batch: Batch, c: ScoreCommand) -> Plan:
+def _load_boards(batch: Batch, commands: Sequence[ScoreCommand]) -> list[list[View]]:
+    """The views each command would count on ([] for a user who is gone), after loading the
+    rows of those views in one read."""
+    views: list[list[View]] = []
+    for c in commands:
+        user = batch.users.get(c.user_id)
+        seen = (
+            [] if user is None else batch.boards.counted(c.action_type, user.region, batch.at_us(c))
+        )
+        views.append(seen)
+    wanted = (
+        row_key(view, c.user_id)
+        for c, seen in zip(commands, views, strict=True)
+        for view in seen
+        if not batch.boards.is_total(view)
+    )
+    batch.boards.load(batch.conn, wanted)
+    return views
+
+
+def _plan(batch: Batch, c: ScoreCommand, views: list[View]) -> Plan:
     user = batch.users.get(c.user_id)
     if user is None:
         return USER_GONE
@@ -153,13 +184,27 @@ def _plan(batch: Batch, c: ScoreCommand) -> Plan:
     new_score = user.score + c.points
     if not SCORE_MIN <= new_score <= SCORE_MAX:
         return CONFLICT
-    at_us = c.at_us if c.at_us > 0 else to_us(batch.now)  # 0: the batch's time
+    at_us = batch.at_us(c)
+    effect = batch.boards.fold(views, c.user_id, c.points, at_us)
+    if effect is None:  # a board's row would leave the 64-bit range
+        return CONFLICT
     if c.action_id is not None and not _complete_action(batch, c, at_us):
         return CONFLICT
     if c.points or not user.version:  # zero points reach no new score: its time stays
         user.reached_at_us = at_us
     user.score, user.version, user.touched = new_score, user.version + 1, True
-    event = NewEvent(c, user.display_name, new_score, user.reached_at_us, user.version)
+    total = Standing(c.user_id, user.display_name, new_score, user.reached_at_us)
+    boards = batch.boards.apply(effect, c.user_id, user.display_name, (total, user.version))
+    event = NewEvent(
+        c,
+        user.display_name,
+        new_score,
+        user.reached_at_us,
+        user.version,
+        at_us,
+        user.region,
+        boards,
+    )
     if key is not None:
         key.request_hash, key.owner = c.request_hash, event
     return event
@@ -197,6 +242,8 @@ def _insert_events(batch: Batch, events: list[NewEvent]) -> None:
             "request_hash": e.command.request_hash,
             "action_id": e.command.action_id,
             "created_at": batch.now,
+            "region": e.region,
+            "at_us": e.at_us,
         }
         for e in events
     ]

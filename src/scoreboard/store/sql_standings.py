@@ -3,41 +3,67 @@
 Order: score DESC, reached_at_us ASC, user_id ASC (byte order: BINARY collation on SQLite,
 "C" on PostgreSQL). Only active users are on the board (deleting a user also drops their score
 row; the join on `users` keeps reads right even so).
+
+Every read takes a `Source`: the total board (`user_scores`, the default) or one view of
+another board (its rows of `board_scores`); both tables have the same ranking columns and a
+rank index, so the same statements serve both.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from itertools import starmap
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 
+from scoreboard.domain.boards import View
 from scoreboard.domain.ranking import Standing
 from scoreboard.store.records import standing_from_row
-from scoreboard.store.schema import user_scores, users
+from scoreboard.store.schema import board_scores, user_scores, users
+from scoreboard.store.sql_batch import chunks
 
 
-def _board() -> sa.Select[str, str, int, int]:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a ranked list's rows are: `user_scores` (view None) or a view's `board_scores`."""
+
+    view: View | None = None
+
+    @property
+    def table(self) -> sa.Table:
+        return user_scores if self.view is None else board_scores
+
+    def where(self, rows: sa.FromClause) -> list[sa.ColumnElement[bool]]:
+        """The conditions picking the list's rows out of `rows` (the table or an alias)."""
+        if self.view is None:
+            return []
+        return [
+            rows.c.board_id == self.view.board_id,
+            rows.c.period_id == self.view.period_id,
+            rows.c.region == self.view.region,
+        ]
+
+
+TOTAL = Source()
+
+
+def _board(source: Source = TOTAL) -> sa.Select[str, str, int, int]:
+    t = source.table
     return (
-        sa.select(
-            user_scores.c.user_id,
-            users.c.display_name,
-            user_scores.c.score,
-            user_scores.c.reached_at_us,
-        )
-        .select_from(user_scores.join(users, users.c.user_id == user_scores.c.user_id))
-        .where(users.c.deleted_at.is_(None))
+        sa.select(t.c.user_id, users.c.display_name, t.c.score, t.c.reached_at_us)
+        .select_from(t.join(users, users.c.user_id == t.c.user_id))
+        .where(users.c.deleted_at.is_(None), *source.where(t))
     )
 
 
-def _rank_order() -> tuple[sa.ColumnElement[object], ...]:
-    return (
-        user_scores.c.score.desc(),
-        user_scores.c.reached_at_us.asc(),
-        user_scores.c.user_id.asc(),
-    )
+def _rank_order(source: Source = TOTAL) -> tuple[sa.ColumnElement[object], ...]:
+    t = source.table
+    return (t.c.score.desc(), t.c.reached_at_us.asc(), t.c.user_id.asc())
 
 
 def ahead_of(
@@ -60,7 +86,7 @@ def ahead_of(
 
 
 async def stream(
-    conn: AsyncConnection, page_size: int, stall: float
+    conn: AsyncConnection, page_size: int, stall: float, source: Source = TOTAL
 ) -> AsyncIterator[list[Standing]]:
     """The whole board in rank order, pages of at most `page_size`, in ONE pass per table.
 
@@ -76,20 +102,23 @@ async def stream(
     bound, which the first fetch of a big board's sort exceeds); SQLite reads a local file.
     """
     if conn.dialect.name == "sqlite":
-        walk = _joined_here(conn, page_size)
+        walk = _joined_here(conn, page_size, source)
     else:
-        walk = _joined_in_sql(conn, page_size, stall)
+        walk = _joined_in_sql(conn, page_size, stall, source)
     async for page in walk:
         yield page
 
 
-def _sql(conn: AsyncConnection, stmt: sa.ClauseElement) -> str:
-    """The statement as the driver's SQL (these walks have no parameters)."""
-    return str(stmt.compile(dialect=conn.dialect))
+def _sql(conn: AsyncConnection, stmt: sa.ClauseElement) -> tuple[str, tuple[Any, ...]]:
+    """The statement as the driver's SQL and its positional parameters (a view's walk has
+    its board, period and region; plain strings, which need no bind processing)."""
+    compiled = cast(SQLCompiler, stmt.compile(dialect=conn.dialect))
+    names = compiled.positiontup or []
+    return str(compiled), tuple(compiled.params[name] for name in names)
 
 
 async def _joined_in_sql(
-    conn: AsyncConnection, size: int, stall: float
+    conn: AsyncConnection, size: int, stall: float, source: Source
 ) -> AsyncIterator[list[Standing]]:
     # The whole board's cost estimate passes PostgreSQL's JIT thresholds: compiling (with
     # inlining) delayed the first page by seconds on a loaded machine, for a plain sort that
@@ -99,13 +128,15 @@ async def _joined_in_sql(
     await conn.execute(sa.text("SET LOCAL jit = off"))
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
-    sql = _sql(conn, _board().order_by(*_rank_order()))
-    cursor = await driver.cursor(sql, timeout=stall)
+    sql, args = _sql(conn, _board(source).order_by(*_rank_order(source)))
+    cursor = await driver.cursor(sql, *args, timeout=stall)
     while records := await cursor.fetch(size, timeout=stall):
         yield list(starmap(Standing, records))
 
 
-async def _joined_here(conn: AsyncConnection, size: int) -> AsyncIterator[list[Standing]]:
+async def _joined_here(
+    conn: AsyncConnection, size: int, source: Source
+) -> AsyncIterator[list[Standing]]:
     """SQLite's nested loop would look every user up at random (two B-tree descents each:
     ~2.5x the CPU of all the rest of a rebuild); one sequential pass over `users` into a dict
     costs a fraction. An empty page follows each page of names: progress, for the caller's
@@ -114,13 +145,14 @@ async def _joined_here(conn: AsyncConnection, size: int) -> AsyncIterator[list[S
     assert driver is not None
     names: dict[str, str] = {}
     active = sa.select(users.c.user_id, users.c.display_name).where(users.c.deleted_at.is_(None))
-    cursor = await driver.execute(_sql(conn, active))
+    cursor = await driver.execute(*_sql(conn, active))
     while listed := await cursor.fetchmany(size):
         names.update(listed)
         yield []
     await cursor.close()
-    scores = sa.select(user_scores.c.user_id, user_scores.c.score, user_scores.c.reached_at_us)
-    cursor = await driver.execute(_sql(conn, scores.order_by(*_rank_order())))
+    t = source.table
+    scores = sa.select(t.c.user_id, t.c.score, t.c.reached_at_us).where(*source.where(t))
+    cursor = await driver.execute(*_sql(conn, scores.order_by(*_rank_order(source))))
     while rows := await cursor.fetchmany(size):
         yield [
             Standing(user_id, name, score, reached)
@@ -130,18 +162,35 @@ async def _joined_here(conn: AsyncConnection, size: int) -> AsyncIterator[list[S
     await cursor.close()
 
 
-async def page(conn: AsyncConnection, limit: int, offset: int) -> tuple[list[Standing], int]:
+async def page(
+    conn: AsyncConnection, limit: int, offset: int, source: Source = TOTAL
+) -> tuple[list[Standing], int]:
     total = (
-        await conn.execute(sa.select(sa.func.count()).select_from(_board().subquery()))
+        await conn.execute(sa.select(sa.func.count()).select_from(_board(source).subquery()))
     ).scalar_one()
-    stmt = _board().order_by(*_rank_order()).limit(limit).offset(offset)
+    stmt = _board(source).order_by(*_rank_order(source)).limit(limit).offset(offset)
     rows = (await conn.execute(stmt)).all()
     return [standing_from_row(row) for row in rows], int(total)
 
 
-async def standing_of(conn: AsyncConnection, user_id: str) -> tuple[Standing, int] | None:
+async def standings_of(
+    conn: AsyncConnection, user_ids: Sequence[str], source: Source = TOTAL
+) -> list[Standing]:
+    """The standings of the active users among `user_ids` on the list, in rank order."""
+    t = source.table
+    found: list[Standing] = []
+    for chunk in chunks(sorted(set(user_ids))):
+        stmt = _board(source).where(t.c.user_id.in_(chunk))
+        found.extend(standing_from_row(row) for row in await conn.execute(stmt))
+    return sorted(found, key=Standing.sort_key)
+
+
+async def standing_of(
+    conn: AsyncConnection, user_id: str, source: Source = TOTAL
+) -> tuple[Standing, int] | None:
     """The user's standing and rank, in ONE statement so both come from the same snapshot."""
-    others = user_scores.alias("others")
+    t = source.table
+    others = t.alias("others")
     people = users.alias("people")
     # Correlated: counts the active rows ranked ahead of the outer row.
     ahead = (
@@ -149,14 +198,13 @@ async def standing_of(conn: AsyncConnection, user_id: str) -> tuple[Standing, in
         .select_from(others.join(people, people.c.user_id == others.c.user_id))
         .where(
             people.c.deleted_at.is_(None),
-            ahead_of(
-                others, user_scores.c.score, user_scores.c.reached_at_us, user_scores.c.user_id
-            ),
+            *source.where(others),
+            ahead_of(others, t.c.score, t.c.reached_at_us, t.c.user_id),
         )
-        .correlate(user_scores)
+        .correlate(t)
         .scalar_subquery()
     )
-    stmt = _board().add_columns(ahead.label("ahead")).where(user_scores.c.user_id == user_id)
+    stmt = _board(source).add_columns(ahead.label("ahead")).where(t.c.user_id == user_id)
     row = (await conn.execute(stmt)).first()
     if row is None:
         return None

@@ -13,7 +13,7 @@ from scoreboard.domain.errors import UsernameTaken
 from scoreboard.store.base import UserRecord
 from scoreboard.store.engine import insert
 from scoreboard.store.records import user_from_row
-from scoreboard.store.schema import user_scores, users
+from scoreboard.store.schema import board_scores, user_scores, users
 
 ID_ATTEMPTS = 5
 
@@ -86,7 +86,7 @@ async def update_profile(
 
 
 async def delete_user(conn: AsyncConnection, user_id: str, now: datetime) -> bool:
-    """Mark deleted and drop the score row (the board forgets them); events stay."""
+    """Mark deleted and drop the score and board rows (the boards forget them); events stay."""
     result = await conn.execute(
         sa.update(users)
         .where(users.c.user_id == user_id, users.c.deleted_at.is_(None))
@@ -96,4 +96,5 @@ async def delete_user(conn: AsyncConnection, user_id: str, now: datetime) -> boo
     if result.first() is None:
         return False
     await conn.execute(sa.delete(user_scores).where(user_scores.c.user_id == user_id))
+    await conn.execute(sa.delete(board_scores).where(board_scores.c.user_id == user_id))
     return True
