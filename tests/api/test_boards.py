@@ -145,11 +145,12 @@ async def test_regions_best_and_action_filters(
         assert scores(await board(api, scope="weekly_region", region="eu")) == [(eu, 10)]
         assert scores(await board(api, scope="weekly_region", region="us")) == [(eu, 100), (us, 10)]
         r = await api.client.get("/api/v1/leaderboard", params={"scope": "weekly_region"})
-        assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "region"
+        assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "region"
         r = await api.client.get("/api/v1/leaderboard", params={"scope": "daily", "region": "eu"})
         assert r.status_code == 400
 
         # best: the single highest event of the counted actions only.
+        clock.advance(1)  # after eu's 100
         await api.score(us_h, "level_complete")  # 100
         await api.score(us_h, "level_complete")  # 100 again: not better, the first time stays
         await api.score(us_h, "TASK_COMPLETED")  # not counted there
@@ -195,8 +196,7 @@ async def test_friends(database_url: str, api_factory: Callable[..., Any]) -> No
         assert r.json()["friends"] == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_a_bad_boards_file_stops_start_up(tmp_path: Path) -> None:
+def test_a_bad_boards_file_stops_start_up(tmp_path: Path) -> None:
     from scoreboard.config import Settings
 
     path = boards_file(tmp_path, {"boards": [{"board_id": "w", "window": "hourly"}]})

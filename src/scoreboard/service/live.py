@@ -212,8 +212,8 @@ class Live:
         assert period is None or isinstance(period, str)
         assert region is None or isinstance(region, str)
         target = self._board.target(scope, period, region)  # InvalidScope, ValidationFailed
-        spec = period if period in RELATIVE else target.period.id
-        return Watch(scope, spec or "current", target.view.region, limit)
+        spec = "current" if period is None else period if period in RELATIVE else target.period.id
+        return Watch(scope, spec, target.view.region, limit)
 
     @asynccontextmanager
     async def connection(

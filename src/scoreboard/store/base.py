@@ -284,3 +284,17 @@ class Store(Protocol):
     async def mark_suspicious(self, action_id: str) -> bool:
         """Flag an action for review (e.g. completed too fast); False when there is none."""
         ...
+
+    # -- friends (API.md section 5) --------------------------------------------------------------
+    async def add_friend(self, user_id: str, friend_id: str, most: int) -> bool:
+        """Add `friend_id` to `user_id`'s list (idempotent; both must exist: the caller
+        checks). False, and nothing added, when the list already holds `most` users."""
+        ...
+
+    async def remove_friend(self, user_id: str, friend_id: str) -> None:
+        """Remove `friend_id` from the list (idempotent)."""
+        ...
+
+    async def friends_of(self, user_id: str) -> list[UserRecord]:
+        """The users on `user_id`'s list who still have an account, by user id."""
+        ...

@@ -186,3 +186,12 @@ board_defs = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("built_at", UtcDateTime(), nullable=False),
 )
+
+# Friends lists: `user_id` added `friend_id` (one-way; API.md section 5, "Friends").
+friends = sa.Table(
+    "friends",
+    metadata,
+    sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), primary_key=True),
+    sa.Column("friend_id", user_id_type(), sa.ForeignKey("users.user_id"), primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
