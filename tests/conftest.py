@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 from tests.throwaway import PortTaken, ThrowawayRedis
 
+from scoreboard.domain.boards import BoardCatalogue
 from scoreboard.store.migrate import run_migrations
 from scoreboard.store.sql import SqlStore
 
@@ -111,10 +112,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SqlStore]:
+def boards() -> BoardCatalogue | None:
+    """The board catalogue `store` keeps (None: the default one). Override it in a module (a
+    fixture of the same name) or per test (`@pytest.mark.parametrize("boards", ...)`)."""
+    return None
+
+
+@pytest.fixture
+async def store(database_url: str, boards: BoardCatalogue | None) -> AsyncIterator[SqlStore]:
     """A migrated SqlStore on SQLite and on PostgreSQL (`database_url`), closed after."""
     await run_migrations(database_url)
-    opened = await SqlStore.open(database_url)
+    opened = await SqlStore.open(database_url, boards=boards)
     try:
         yield opened
     finally:

@@ -163,3 +163,38 @@ def test_run_migrations_outside_an_event_loop(sqlite_url: str) -> None:
 async def test_unsupported_databases_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="Unsupported database"):
         await run_migrations(url)
+
+
+async def test_0002_gives_old_events_a_region_and_a_time(database_url: str) -> None:
+    """Events from before the boards: their user's region, and `reached_at_us` as their time
+    where it is theirs (they moved the score, or were the first); NULL otherwise."""
+    await asyncio.to_thread(command.upgrade, alembic_config(database_url), "0001")
+
+    def fill(conn: Connection) -> None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (user_id, username, display_name, region, created_at)"
+                " VALUES ('u1', 'alice', 'Alice', 'eu', CURRENT_TIMESTAMP)"
+            )
+        )
+        for version, points, reached in ((1, 0, 100), (2, 5, 200), (3, 0, 200)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO score_events (user_id, action_type, points, new_score,"
+                    " reached_at_us, version, created_at)"
+                    " VALUES ('u1', 'T', :points, 5, :reached, :version, CURRENT_TIMESTAMP)"
+                ),
+                {"points": points, "reached": reached, "version": version},
+            )
+        conn.commit()
+
+    await inspect(database_url, fill)
+    await run_migrations(database_url)
+
+    def events(conn: Connection) -> list[tuple[Any, ...]]:
+        rows = conn.execute(sa.text("SELECT region, at_us FROM score_events ORDER BY version"))
+        return [tuple(row) for row in rows]
+
+    assert await inspect(database_url, events) == [("eu", 100), ("eu", 200), ("eu", None)]
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0001")
+    assert await current_revision(database_url) == "0001"

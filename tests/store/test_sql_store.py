@@ -175,7 +175,7 @@ async def test_idempotency_replay_and_conflict(store: SqlStore) -> None:
     await store.record_events([cmd(alice, 5)])  # the score moves on after the keyed event
     (again,) = await store.record_events([cmd(alice, 10, idempotency_key="k", request_hash="h")])
     assert again.outcome is Outcome.REPLAYED
-    # The original record: new_score right after that event.
+    # The original record (new_score right after that event), without its boards.
     assert again.event == as_replayed(first.event)
     (other,) = await store.record_events([cmd(alice, 10, idempotency_key="k", request_hash="h2")])
     assert other.outcome is Outcome.CONFLICT and other.event is None

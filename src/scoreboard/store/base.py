@@ -228,8 +228,8 @@ class Store(Protocol):
 
     async def views_of_user(self, user_id: str) -> list[View]:
         """Every view of the catalogue's boards the user has a row on: the total board's view
-        first when they have a score, then the others by (board, period, region). [] for a
-        deleted or unknown user."""
+        first when they have a score, then the others in catalogue order, by period and
+        region within a board. [] for a deleted or unknown user."""
         ...
 
     async def rebuild_board(self, board_id: str) -> int:

@@ -101,7 +101,9 @@ def _events(conn: sa.Connection, board: Board) -> Iterator[Event]:
         stmt = stmt.where(e.c.action_type.in_(sorted(board.actions)))
     if board.partition is not None:
         stmt = stmt.where(e.c.region.is_not(None))
-    result = conn.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(stmt)
+    # Options of this statement only: `Connection.execution_options` would set them for the
+    # rebuild's writes too.
+    result = conn.execute(stmt.execution_options(stream_results=True, yield_per=FETCH_ROWS))
     for row in result:
         at_us = row.at_us if row.at_us is not None else to_us(row.created_at)
         yield row.user_id, row.action_type, int(row.points), row.region, int(at_us)
