@@ -46,7 +46,9 @@ async def friends_board(
     return Response(orjson.dumps(page.body()), media_type="application/json")
 
 
-@router.get("/users/me/friends", response_model=FriendsOut, tags=["friends"], responses=errors(401))
+@router.get(
+    "/users/me/friends", response_model=FriendsOut, tags=["friends"], responses=errors(401, 503)
+)
 async def my_friends(principal: PrincipalDep, services: ServicesDep) -> FriendsOut:
     """The users you added (at most 1,000)."""
     friends = await services.friends.list(principal.user_id)

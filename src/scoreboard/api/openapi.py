@@ -29,7 +29,8 @@ BEARER = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 CANONICAL_TAGS = [
     ("identity", "Accounts and sign-in: register, log in, your profile, delete yourself."),
     ("scores", "The action catalogue and score events (the server decides the points)."),
-    ("leaderboard", "Pages of the board and your own standing."),
+    ("leaderboard", "The boards (time windows, regions), their pages and your own standing."),
+    ("friends", "Your friends list, for the friends leaderboard."),
     ("operations", "Liveness, readiness and Prometheus metrics."),
 ]
 COMPAT_PREFIX = "compat: "
