@@ -202,3 +202,25 @@ def test_a_bad_boards_file_stops_start_up(tmp_path: Path) -> None:
     path = boards_file(tmp_path, {"boards": [{"board_id": "w", "window": "hourly"}]})
     with pytest.raises(ValueError, match="board 'w': field 'window'"):
         Settings(_env_file=None, boards_file=path)  # type: ignore[call-arg]
+
+
+async def test_a_board_added_between_two_starts_shows_the_earlier_events(
+    database_url: str, api_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    first = {"boards": [b for b in BOARDS["boards"] if b["board_id"] != "quiz_best"]}
+    clock = FakeClock(datetime(2026, 11, 20, 12, tzinfo=UTC))
+    async with api_factory(
+        database_url, clock=clock, boards_file=boards_file(tmp_path, first)
+    ) as api:
+        user, headers = await api.user()
+        await api.score(headers, "level_complete")
+        clock.set(datetime(2026, 12, 2, 12, tzinfo=UTC))
+        await api.score(headers, "ACHIEVEMENT_UNLOCKED")
+        r = await api.client.get("/api/v1/leaderboard", params={"scope": "quiz_best"})
+        assert r.status_code == 400  # not a board yet
+    later = tmp_path / "later"
+    later.mkdir()
+    async with api_factory(database_url, clock=clock, boards_file=boards_file(later)) as api:
+        assert scores(await board(api, scope="quiz_best")) == [(user, 100)]
+        november = await board(api, scope="quiz_best", period="previous")
+        assert november["period"]["id"] == "2026-11" and scores(november) == [(user, 100)]
