@@ -72,10 +72,41 @@ def ingest_row(path: str, load: Load, verdict: Verdict, base: float) -> Row:
     )
 
 
+ONE_BOARD = '{"boards": [{"board_id": "global", "title": "All time"}]}'
+
+
 def embedded(env: BenchEnv, opts: Options, base: float) -> list[Row]:
-    workdir = env.workdir / "ingest-embedded"
+    """The embedded default twice: with one board (`global` only, as before boards existed)
+    and with the four default boards (global, daily, weekly, monthly: three more rows per
+    event, in the same transaction)."""
+    one_file = env.workdir / "ingest-embedded-one" / "boards.json"
+    one_file.parent.mkdir(parents=True, exist_ok=True)
+    one_file.write_text(ONE_BOARD)
+    one, one_verdict = embedded_run(env, opts, "ingest-embedded-one", one_file)
+    four, four_verdict = embedded_run(env, opts, "ingest-embedded", None)
+    path = f"`{POST}`, embedded, c{opts.connections}"
+    assert one.best is not None and four.best is not None
+    return [
+        ingest_row(f"{path}, one board", one, one_verdict, base),
+        ingest_row(f"{path}, four default boards", four, four_verdict, base),
+        Row(
+            "same, four default boards (vs one board)",
+            f"{rate(four.best.ok_rate, 'ev/s')}",
+            f"one board: {rate(one.best.ok_rate, 'ev/s')}",
+            ratio(four.best.ok_rate, one.best.ok_rate),
+            four_verdict.cell(),
+        ),
+    ]
+
+
+def embedded_run(
+    env: BenchEnv, opts: Options, name: str, boards_file: Path | None
+) -> tuple[Load, Verdict]:
+    workdir = env.workdir / name
     data = workdir / "data"
     service_env = env.service_env(data)
+    if boards_file is not None:
+        service_env["SCOREBOARD_BOARDS_FILE"] = str(boards_file)
     env.migrate(service_env)
     fill_sqlite(data / "scoreboard.db", opts.ingest_users, scored=False)
     tokens = workdir / "tokens.txt"
@@ -85,8 +116,28 @@ def embedded(env: BenchEnv, opts: Options, base: float) -> list[Row]:
         points = action_points(urls[0])
         load = drive(urls, workdir, "emb", post_request(tokens), opts)
     # Counted once the service has stopped: events cut off in flight have finished committing.
-    verdict = check_ingest(load.acked_ids, *sqlite_totals(data), points, load.cut_off_bound)
-    return [ingest_row(f"`{POST}`, embedded, c{opts.connections}", load, verdict, base)]
+    ids, total = sqlite_totals(data)
+    verdict = check_ingest(load.acked_ids, ids, total, points, load.cut_off_bound)
+    return load, boards_agree(verdict, sqlite_board_sums(data), total)
+
+
+def boards_agree(verdict: Verdict, sums: dict[str, int], total: int) -> Verdict:
+    """Every windowed board sums every action: over its periods it holds the total."""
+    wrong = [f"{board} {got} != {total}" for board, got in sums.items() if got != total]
+    if wrong:
+        return Verdict(False, verdict.text + "; boards: " + ", ".join(wrong))
+    if not sums:
+        return verdict
+    return Verdict(verdict.ok, verdict.text + f"; {len(sums)} more boards = totals")
+
+
+def sqlite_board_sums(data: Path) -> dict[str, int]:
+    conn = sqlite3.connect(data / "scoreboard.db")
+    try:
+        rows = conn.execute("SELECT board_id, sum(score) FROM board_scores GROUP BY board_id")
+        return {str(board): int(total) for board, total in rows}
+    finally:
+        conn.close()
 
 
 def sqlite_totals(data: Path) -> tuple[list[int], int]:
@@ -117,9 +168,13 @@ def scaled(env: BenchEnv, opts: Options, base: float) -> list[Row]:
         one, reads_one = scaled_phase(env, opts, service_env, 1, tokens)
         two, reads_two = scaled_phase(env, opts, service_env, 2, tokens)
         ids, total = pg_totals(env.pg_url(name))
+        sums = pg_query(
+            env.pg_url(name), "SELECT board_id, sum(score) FROM board_scores GROUP BY board_id"
+        )
     acked = one.load.acked_ids + two.load.acked_ids
     bound = one.load.cut_off_bound + two.load.cut_off_bound
     verdict = check_ingest(acked, ids, total, one.points, bound)
+    verdict = boards_agree(verdict, {str(b): int(t) for b, t in sums}, total)
     return scaled_rows(one.load, two.load, reads_one, reads_two, verdict, base)
 
 
@@ -127,7 +182,7 @@ def scaled_rows(
     one: Load, two: Load, reads_one: Load, reads_two: Load, verdict: Verdict, base: float
 ) -> list[Row]:
     assert one.best and two.best and reads_one.best and reads_two.best
-    path = f"`{POST}`, PostgreSQL + Redis, one process"
+    path = f"`{POST}`, PostgreSQL + Redis, one process, four default boards"
     statuses = check_statuses(
         reads_one.ok + reads_two.ok,
         reads_one.bad + reads_two.bad,

@@ -218,3 +218,15 @@ def test_a_failed_reindex_is_reported_by_its_exception_line() -> None:
     plain = "Traceback...\nredis.exceptions.TimeoutError: Timeout reading from socket\n"
     assert last_error(plain) == "redis.exceptions.TimeoutError: Timeout reading from socket"
     assert last_error("something odd\n│ boxed │\n") == "boxed"
+
+
+def test_board_sums_must_equal_the_totals() -> None:
+    from bench.perfkit.checks import Verdict
+    from bench.perfkit.rows_ingest import boards_agree
+
+    good = Verdict(True, "acked 3 = stored 3")
+    assert boards_agree(good, {"daily": 30, "weekly": 30}, 30).ok
+    assert "2 more boards" in boards_agree(good, {"daily": 30, "weekly": 30}, 30).text
+    lost = boards_agree(good, {"daily": 30, "weekly": 20}, 30)
+    assert not lost.ok and "weekly 20 != 30" in lost.text
+    assert boards_agree(good, {}, 30) == good  # one board: nothing more to check
