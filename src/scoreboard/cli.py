@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
     from scoreboard.metrics import Metrics
+    from scoreboard.realtime.base import RankIndexes
 
 app = typer.Typer(help="Real-time leaderboard service.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -192,7 +193,7 @@ def reindex(
     if count is None:
         console.print("[red]another process kept rebuilding the index; try again later[/]")
         raise typer.Exit(1)
-    console.print(f"indexed {count} users")
+    console.print(f"indexed {count} entries (every user on every view of the boards rebuilt)")
 
 
 async def _reindex(
@@ -238,6 +239,7 @@ async def _reindex(
                     )
                     if count is not None:
                         progress.update(task, total=count, completed=count)
+                        await _drop_the_others(backends.indexes, board.live_keys(), scope)
                     if count is not None or asyncio.get_running_loop().time() >= deadline:
                         return count
                     await asyncio.sleep(0.5)
@@ -245,6 +247,20 @@ async def _reindex(
                 counting.cancel()
     finally:
         await backends.close()
+
+
+async def _drop_the_others(indexes: RankIndexes, rebuilt: set[str], scope: str | None) -> None:
+    """The views this command did not rebuild (previous periods, regions) are dropped from the
+    shared index: every serving process then sees them lost and rebuilds them from the rows
+    just recomputed, instead of serving what the index held before."""
+    from scoreboard.domain.boards import View
+
+    def keep(key: str) -> bool:
+        return key in rebuilt or (scope is not None and View.from_key(key).board_id != scope)
+
+    dropped = await indexes.sweep(keep)
+    if dropped:
+        console.print(f"{len(dropped)} other views dropped: serving processes rebuild them")
 
 
 async def _board_size(store: Store) -> int | None:

@@ -139,17 +139,17 @@ async def test_operation_ids_are_clean_and_unique(document: dict[str, Any]) -> N
 
 async def test_compatibility_routes_are_tagged_and_grouped_apart(document: dict[str, Any]) -> None:
     names = [tag["name"] for tag in document["tags"]]
-    assert names[:4] == ["identity", "scores", "leaderboard", "operations"]
-    assert all(name.startswith("compat: ") for name in names[4:]) and len(names) > 4
+    assert names[:5] == ["identity", "scores", "leaderboard", "friends", "operations"]
+    assert all(name.startswith("compat: ") for name in names[5:]) and len(names) > 5
     assert all(tag["description"] for tag in document["tags"])
     groups = {group["name"]: group["tags"] for group in document["x-tagGroups"]}
-    assert groups["Canonical API (/api/v1)"] == names[:4]
-    assert groups["Compatibility routes"] == names[4:]
+    assert groups["Canonical API (/api/v1)"] == names[:5]
+    assert groups["Compatibility routes"] == names[5:]
     for path, operations in document["paths"].items():
         for operation in operations.values():
             canonical = path.startswith("/api/v1/") and "compat" not in operation["operationId"]
             ops_route = path in {"/healthz", "/readyz", "/metrics"}
-            assert (operation["tags"][0] in names[:4]) == (canonical or ops_route), path
+            assert (operation["tags"][0] in names[:5]) == (canonical or ops_route), path
 
 
 async def test_document_is_byte_identical_to_the_one_before_the_hot_routes(

@@ -23,7 +23,7 @@ async def test_score_event_shape_and_server_points(api: Api) -> None:
     body = r.json()
     assert set(body) == {
         "event_id", "user_id", "action_type", "awarded_points", "new_score", "rank",
-        "processed_at",
+        "processed_at", "boards",
     }  # fmt: skip
     assert body["user_id"] == user_id
     assert body["awarded_points"] == 10 and body["new_score"] == 10 and body["rank"] == 1
@@ -140,6 +140,8 @@ async def test_me_never_scored_and_around(api: Api) -> None:
     me_id, me = await api.user()
     r = await api.client.get("/api/v1/leaderboard/me", headers=me)
     assert r.json() == {
+        "scope": "global", "period": {"id": "all", "starts_at": None, "ends_at": None},
+        "next_reset_at": None,
         "user_id": me_id, "display_name": r.json()["display_name"], "score": 0,
         "rank": None, "around_me": [],
     }  # fmt: skip

@@ -62,7 +62,7 @@ async def index_board(redis_url: str, prefix: str) -> list[object]:
     """The Redis index itself, read directly."""
     client = aioredis.Redis.from_url(redis_url)
     try:
-        return list(await SharedRedisIndex(client, prefix).top(100))
+        return list(await SharedRedisIndex(client, prefix, board="global:all:").top(100))
     finally:
         await client.aclose()
 

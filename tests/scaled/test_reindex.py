@@ -42,7 +42,7 @@ def run_reindex(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
 async def index_top(redis_url: str, prefix: str) -> list[object]:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        return list(await SharedRedisIndex(client, prefix).top(100))
+        return list(await SharedRedisIndex(client, prefix, board="global:all:").top(100))
     finally:
         await client.aclose()
 
@@ -55,7 +55,9 @@ async def test_reindex_while_a_process_serves_writes(
         tokens = [(await new_user(http, "rx"))[1] for _ in range(6)]
         # Garbage the rebuild must drop: a standing of nobody, written straight to Redis.
         client = aioredis.Redis.from_url(redis_url)
-        await RedisRankIndex(client, redis_prefix).apply(Standing("ghost", "g", 10**6, 0), 0)
+        await RedisRankIndex(client, redis_prefix, board="global:all:").apply(
+            Standing("ghost", "g", 10**6, 0), 0
+        )
         await client.aclose()
         stop = asyncio.Event()
 
@@ -75,8 +77,9 @@ async def test_reindex_while_a_process_serves_writes(
         stop.set()
         await asyncio.gather(*writers)
         assert done.returncode == 0, done.stderr
-        assert "indexed 6 users" in done.stderr
-        assert "reindex" in done.stderr and "6/6" in done.stderr  # the progress bar, finished
+        # 6 users on each of the four default boards' current views.
+        assert "indexed 24 entries" in done.stderr
+        assert "reindex" in done.stderr and "24/24" in done.stderr  # the progress bar, finished
 
         async def consistent() -> bool:
             ready = (await http.get("/readyz")).json()
@@ -100,11 +103,13 @@ async def test_reindex_waits_for_a_rebuild_elsewhere(
 ) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        async with SharedRedisIndex(client, redis_prefix).rebuild_lock() as held:
+        async with SharedRedisIndex(
+            client, redis_prefix, board="global:all:"
+        ).rebuild_lock() as held:
             assert held
             busy = await asyncio.to_thread(run_reindex, env, "--wait", "1")
         assert busy.returncode == 1 and "another process" in busy.stderr
         free = await asyncio.to_thread(run_reindex, env)
-        assert free.returncode == 0 and "indexed 0 users" in free.stderr, free.stderr
+        assert free.returncode == 0 and "indexed 0 entries" in free.stderr, free.stderr
     finally:
         await client.aclose()

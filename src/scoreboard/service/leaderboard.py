@@ -15,6 +15,7 @@ and repaired by a rebuild, never reported to the client whose event is already d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -217,6 +218,10 @@ class LeaderboardService:
         board = self._default
         return board.view_at(self.clock(), None) or View(board.board_id, "all")
 
+    def live_keys(self) -> set[str]:
+        """The views that have a rank index in this process."""
+        return set(self._views)
+
     @property
     def default_index(self) -> RankIndex:
         """The rank index of the default board (tests and tools look at it)."""
@@ -238,15 +243,18 @@ class LeaderboardService:
         """One step of index upkeep of every live view (`IndexKeeper.maintain`); views of
         periods that are no longer recent are dropped from the index."""
         now = self.clock()
+        recent = []
         for key, live in list(self._views.items()):
             if self._is_recent(live.view, now):
-                await live.keeper.maintain(full=full)
-            else:
-                del self._views[key]
-                try:
-                    await self._indexes.drop(key)
-                except Exception as exc:
-                    log.warning("could not drop the index of %s: %r", key, exc)
+                recent.append(live.keeper.maintain(full=full))
+                continue
+            del self._views[key]
+            try:
+                await self._indexes.drop(key)
+            except Exception as exc:
+                log.warning("could not drop the index of %s: %r", key, exc)
+        # Concurrently: each view's rebuild waits its grace on a shared index (upkeep).
+        await asyncio.gather(*recent)
         if time.monotonic() - self._swept_at > SWEEP_SECONDS:
             self._swept_at = time.monotonic()
             try:
@@ -257,14 +265,17 @@ class LeaderboardService:
     async def rebuild(
         self, on_page: Callable[[int], None] | None = None, *, scope: str | None = None
     ) -> int | None:
-        """Rebuild the live indexes of `scope` (every board when None) from the store and tell
-        every process; None when another process is rebuilding one of them."""
-        total: int | None = 0
+        """Rebuild the live indexes of `scope` (every board when None) from the store, one view
+        after another, and tell every process. Returns the number of entries indexed over all
+        those views, or None as soon as one is being rebuilt by another process (try again)."""
+        total = 0
         for live in list(self._views.values()):
             if scope is not None and live.view.board_id != scope:
                 continue
             count = await live.keeper.rebuild(on_page)
-            total = None if count is None or total is None else total + count
+            if count is None:
+                return None
+            total += count
         return total
 
     async def _new_index(self, view: View, here: bool) -> None:
