@@ -54,6 +54,14 @@ def _catalogue(settings: Settings, report: Report) -> None:
         report.bad(f"SCOREBOARD_ACTIONS_FILE: {str(exc).splitlines()[0]}")
         return
     report.good(f"action catalogue: {len(catalogue.rules())} actions ({source})")
+    boards = settings.board_catalogue()  # checked when the settings were read
+    names = ", ".join(b.board_id for b in boards)
+    source = str(settings.boards_file) if settings.boards_file else "built-in"
+    report.good(f"boards: {names} ({source})")
+    if boards.total is None or "global" not in boards:
+        report.warn(
+            "boards: no `global` all-time board: the routes of API.md sections 2-4 read it"
+        )
 
 
 async def _database(settings: Settings, report: Report) -> None:

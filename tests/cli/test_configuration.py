@@ -116,7 +116,24 @@ def test_check_on_a_fresh_embedded_directory(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "not there yet; `scoreboard serve` creates it" in done.stdout
     assert "ok    mode: embedded" in done.stdout
+    assert "ok    boards: global, daily, weekly, monthly (built-in)" in done.stdout
     assert not (tmp_path / "scoreboard-data" / "scoreboard.db").exists()  # check writes nothing
+
+
+def test_a_bad_boards_file_is_one_line_naming_the_board_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "boards.json"
+    path.write_text(
+        '{"boards": [{"board_id": "weekly_eu", "window": "weekly", "timezone": "Mars"}]}'
+    )
+    for args, out in ((["check"], "stdout"), (["serve", "--port", "1"], "stderr")):
+        done = run(args, tmp_path, SCOREBOARD_BOARDS_FILE=str(path))
+        text = getattr(done, out)
+        assert done.returncode == 2, text
+        assert "board 'weekly_eu': field 'timezone'" in text
+        assert "Traceback" not in done.stdout + done.stderr
+    path.write_text('{"boards": [{"board_id": "weekly", "window": "weekly"}]}')
+    done = run(["check"], tmp_path, SCOREBOARD_BOARDS_FILE=str(path))
+    assert done.returncode == 0 and "no `global` all-time board" in done.stdout
 
 
 def test_version(tmp_path: Path) -> None:
