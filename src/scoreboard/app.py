@@ -81,6 +81,7 @@ def build_services(
         clock=clock,
         cache=TopCache(max_age=settings.top_cache_seconds),
         check_seconds=settings.index_check_seconds,
+        retention_days=settings.period_retention_days,
         on_rebuild=metrics.rebuilt,
         # Only the Redis broker can fail to publish (the in-process one always takes it).
         on_publish_failed=functools.partial(metrics.backend_error, "redis", "publish"),

@@ -59,9 +59,7 @@ def _catalogue(settings: Settings, report: Report) -> None:
     source = str(settings.boards_file) if settings.boards_file else "built-in"
     report.good(f"boards: {names} ({source})")
     if boards.total is None or "global" not in boards:
-        report.warn(
-            "boards: no `global` all-time board: the routes of API.md sections 2-4 read it"
-        )
+        report.warn("boards: no `global` all-time board: the routes of API.md sections 2-4 read it")
 
 
 async def _database(settings: Settings, report: Report) -> None:

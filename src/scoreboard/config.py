@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     actions_file: Path | None = None  # JSON action catalogue; default catalogue when unset
     # JSON board catalogue (domain/boards.py); unset: global, daily, weekly, monthly in UTC.
     boards_file: Path | None = None
-    # Past periods stay readable at least this long (they are never pruned: see docs/BOARDS.md).
+    # Past periods stay readable this long after they end; then their rows are deleted.
     period_retention_days: int = Field(400, ge=1, le=100_000)
     rate_limit_score: str = "60/minute"
     rate_limit_login: str = "10/minute"  # per (username, client address) pair

@@ -224,3 +224,23 @@ async def test_a_board_added_between_two_starts_shows_the_earlier_events(
         assert scores(await board(api, scope="quiz_best")) == [(user, 100)]
         november = await board(api, scope="quiz_best", period="previous")
         assert november["period"]["id"] == "2026-11" and scores(november) == [(user, 100)]
+
+
+async def test_past_periods_are_kept_for_the_retention_then_pruned(
+    database_url: str, api_factory: Callable[..., Any]
+) -> None:
+    clock = FakeClock(datetime(2026, 12, 2, 12, tzinfo=UTC))
+    async with api_factory(database_url, clock=clock, period_retention_days=3) as api:
+        user, headers = await api.user()
+        await api.score(headers)
+        clock.set(datetime(2026, 12, 5, 23, tzinfo=UTC))  # 2026-12-02 ended 2 days 23 h ago
+        assert scores(await board(api, scope="daily", period="2026-12-02")) == [(user, 10)]
+        assert await api.services.board.prune() == 0
+        clock.set(datetime(2026, 12, 6, 0, 0, 1, tzinfo=UTC))  # more than 3 days ago now
+        r = await api.client.get(
+            "/api/v1/leaderboard", params={"scope": "daily", "period": "2026-12-02"}
+        )
+        assert r.status_code == 400 and "kept 3 days" in r.json()["error"]["message"]
+        assert await api.services.board.prune() == 1  # the daily row; weekly and monthly stay
+        assert scores(await board(api, scope="weekly", period="2026-W49")) == [(user, 10)]
+        assert scores(await board(api, scope="monthly")) == [(user, 10)]

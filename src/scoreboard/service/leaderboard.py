@@ -24,7 +24,7 @@ from datetime import datetime
 
 import orjson
 
-from scoreboard.domain.boards import Board, BoardCatalogue, Period, View
+from scoreboard.domain.boards import Board, BoardCatalogue, Period, View, to_us
 from scoreboard.domain.errors import ValidationFailed
 from scoreboard.domain.ranking import RankedEntry, Standing
 from scoreboard.domain.times import rfc3339, utcnow
@@ -44,6 +44,8 @@ MAX_FRIENDS = 1000
 # bound keeps every offset well inside what SQL (int64) and Redis accept as an argument.
 MAX_OFFSET = 1_000_000_000
 SWEEP_SECONDS = 60.0  # how often views of old periods are dropped from the rank indexes
+PRUNE_SECONDS = 3600.0  # how often rows of periods past the retention are deleted
+DAY_US = 86_400_000_000
 
 Clock = Callable[[], int]  # microseconds since the epoch
 
@@ -137,10 +139,15 @@ class LeaderboardService:
         clock: Clock = system_clock,
         cache: TopCache | None = None,
         check_seconds: float = 0.5,
+        retention_days: int = 400,
         on_rebuild: Callable[[str], None] | None = None,
         on_publish_failed: Callable[[], None] | None = None,
     ) -> None:
+        """`retention_days`: past periods stay readable this long after they end; their rows
+        are deleted after that (`prune`)."""
         self._store = store
+        self._retention_us = retention_days * DAY_US
+        self._pruned_at: float | None = None
         self._indexes = indexes
         self.catalogue = catalogue or BoardCatalogue.default()
         self.clock = clock
@@ -162,6 +169,13 @@ class LeaderboardService:
         board = self.catalogue.get(scope)
         now = self.clock()
         resolved = board.resolve(period, now)
+        if resolved.ends_at is not None and to_us(resolved.ends_at) <= now - self._retention_us:
+            days = self._retention_us // DAY_US
+            raise ValidationFailed(
+                f"Period {resolved.id} of {scope!r} ended more than {days} days ago; past "
+                f"periods are kept {days} days (SCOREBOARD_PERIOD_RETENTION_DAYS).",
+                details={"field": "period"},
+            )
         if board.partition is None:
             if region:
                 raise ValidationFailed(
@@ -255,12 +269,32 @@ class LeaderboardService:
                 log.warning("could not drop the index of %s: %r", key, exc)
         # Concurrently: each view's rebuild waits its grace on a shared index (upkeep).
         await asyncio.gather(*recent)
+        if self._pruned_at is None or time.monotonic() - self._pruned_at > PRUNE_SECONDS:
+            self._pruned_at = time.monotonic()
+            try:
+                await self.prune()
+            except Exception as exc:
+                log.warning("pruning of past periods failed: %r", exc)
         if time.monotonic() - self._swept_at > SWEEP_SECONDS:
             self._swept_at = time.monotonic()
             try:
                 await self._indexes.sweep(lambda key: self._is_recent(View.from_key(key), now))
             except Exception as exc:
                 log.warning("sweep of old views failed: %r", exc)
+
+    async def prune(self) -> int:
+        """Delete the rows of every period that ended more than the retention ago (in small
+        batches: `Store.prune_periods`); how many rows were deleted."""
+        cutoff = self.clock() - self._retention_us
+        deleted = 0
+        for board in self.catalogue:
+            if board.window != "all_time" and not board.is_total:
+                deleted += await self._store.prune_periods(
+                    board.board_id, board.period_id_at(cutoff)
+                )
+        if deleted:
+            log.info("pruned %d rows of periods past the retention", deleted)
+        return deleted
 
     async def rebuild(
         self, on_page: Callable[[int], None] | None = None, *, scope: str | None = None

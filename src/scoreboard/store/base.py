@@ -298,3 +298,9 @@ class Store(Protocol):
     async def friends_of(self, user_id: str) -> list[UserRecord]:
         """The users on `user_id`'s list who still have an account, by user id."""
         ...
+
+    # -- retention (API.md section 5, docs/BOARDS.md "Retention") ------------------------------
+    async def prune_periods(self, board_id: str, before: str, batch: int = 1000) -> int:
+        """Delete the board rows of `board_id`'s periods whose id sorts before `before`, in
+        transactions of at most `batch` rows (never a long lock); how many were deleted."""
+        ...
