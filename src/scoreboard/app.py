@@ -39,12 +39,13 @@ from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
-from scoreboard.service.leaderboard import Clock, LeaderboardService, system_clock
+from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.limits import CountedLimiter
 from scoreboard.service.live import Live
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
+from scoreboard.service.targets import Clock, system_clock
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
 from scoreboard.single import serving_alone

@@ -24,7 +24,7 @@ from tests.api.conftest import make_settings
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
-from scoreboard.service.leaderboard import MAX_OFFSET
+from scoreboard.service.targets import MAX_OFFSET
 from scoreboard.service.tokens import TokenIssuer, load_or_create_secret
 
 Request = tuple[str, str, dict[str, Any], Any]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from scoreboard.domain.errors import ValidationFailed
-from scoreboard.service.leaderboard import MAX_OFFSET
+from scoreboard.service.targets import MAX_OFFSET
 
 from .test_upkeep import instance, shared  # noqa: F401  (fixture)
 

@@ -31,7 +31,7 @@ from scoreboard.api.text import decode_json
 from scoreboard.api.v1 import score_event_body
 from scoreboard.container import Services
 from scoreboard.domain.errors import DomainError
-from scoreboard.service.leaderboard import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
+from scoreboard.service.targets import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
 
 JSON_HEADERS = (b"content-type", b"application/json")
 BOARD_PARAMS = frozenset({b"limit", b"offset", b"scope", b"period", b"region"})

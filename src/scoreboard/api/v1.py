@@ -24,8 +24,8 @@ from scoreboard.api.schemas import (
 )
 from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.times import rfc3339
-from scoreboard.service.leaderboard import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
 from scoreboard.service.scoring import ScoreResult
+from scoreboard.service.targets import MAX_AROUND, MAX_LIMIT, MAX_OFFSET
 
 router = APIRouter(prefix="/api/v1", route_class=CheckedRoute)
 

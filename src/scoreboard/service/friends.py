@@ -7,7 +7,7 @@ and bounded: at most `MAX_FRIENDS` per user.
 from __future__ import annotations
 
 from scoreboard.domain.errors import NotFound, ValidationFailed
-from scoreboard.service.leaderboard import MAX_FRIENDS
+from scoreboard.service.targets import MAX_FRIENDS
 from scoreboard.store.base import Store, UserRecord
 
 

@@ -19,17 +19,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
-import orjson
-
-from scoreboard.domain.boards import Board, BoardCatalogue, Period, View, to_us
+from scoreboard.domain.boards import BoardCatalogue, View, to_us
 from scoreboard.domain.errors import ValidationFailed
-from scoreboard.domain.ranking import RankedEntry, Standing
-from scoreboard.domain.times import rfc3339, utcnow
+from scoreboard.domain.ranking import Standing
 from scoreboard.realtime.base import Broker, RankIndex, RankIndexes
+from scoreboard.service.board_reads import BoardReads
 from scoreboard.service.notices import ChangeNotices
+from scoreboard.service.targets import (
+    DAY_US,
+    Clock,
+    Target,
+    system_clock,
+)
 from scoreboard.service.topcache import TopCache
 from scoreboard.service.upkeep import IndexKeeper
 from scoreboard.service.views import LiveView, SqlView
@@ -37,98 +39,11 @@ from scoreboard.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
 
-MAX_LIMIT = 100
-MAX_AROUND = 50
-MAX_FRIENDS = 1000
-# Deeper pages are refused (400), not served empty: no board is near a billion users, and a
-# bound keeps every offset well inside what SQL (int64) and Redis accept as an argument.
-MAX_OFFSET = 1_000_000_000
 SWEEP_SECONDS = 60.0  # how often views of old periods are dropped from the rank indexes
 PRUNE_SECONDS = 3600.0  # how often rows of periods past the retention are deleted
-DAY_US = 86_400_000_000
-
-Clock = Callable[[], int]  # microseconds since the epoch
 
 
-def system_clock() -> int:
-    return time.time_ns() // 1000
-
-
-def check_range(name: str, value: int, low: int, high: int | None = None) -> int:
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ValidationFailed(f"{name} must be {bound}.", details={"field": name})
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What a read names: a board, one of its periods, one region; and when it was asked."""
-
-    board: Board
-    period: Period
-    view: View
-    now_us: int
-
-    @property
-    def scope(self) -> str:
-        return self.board.board_id
-
-    def head(self) -> dict[str, object]:
-        """The members every leaderboard body carries: scope, period, next_reset_at."""
-        reset = self.board.next_reset_at(self.now_us)
-        return {
-            "scope": self.scope,
-            "period": self.period.as_dict(),
-            "next_reset_at": None if reset is None else rfc3339(reset),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    target: Target
-    limit: int
-    offset: int
-    total: int
-    items: list[RankedEntry]
-    generated_at: datetime
-
-    @property
-    def scope(self) -> str:
-        return self.target.scope
-
-    def body(self) -> dict[str, object]:
-        return {
-            **self.target.head(),
-            "limit": self.limit,
-            "offset": self.offset,
-            "total": self.total,
-            "items": [entry.as_dict() for entry in self.items],
-            "generated_at": rfc3339(self.generated_at),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class MyStanding:
-    user_id: str
-    display_name: str
-    score: int
-    rank: int | None
-    around: list[RankedEntry]
-    target: Target | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OnBoard:
-    """A user's standing on one view, as a score event's answer lists it."""
-
-    scope: str
-    period: str
-    score: int
-    rank: int | None
-
-
-class LeaderboardService:
+class LeaderboardService(BoardReads):
     def __init__(
         self,
         store: Store,
@@ -389,103 +304,3 @@ class LeaderboardService:
     def resynced(self) -> None:
         """The broker reconnected: notices may have been lost, nothing cached is fresh."""
         self.cache.invalidate()
-
-    # -- reads ---------------------------------------------------------------------------------
-    async def top(self, scope: str, limit: int, offset: int = 0) -> list[RankedEntry]:
-        """The current top of `scope` (compatibility routes: the board's current period)."""
-        check_range("offset", offset, 0, MAX_OFFSET)
-        target = self.target(scope)
-        items, _, _ = await self.reader(target.view, target.now_us).read(limit, offset)
-        return items
-
-    async def view_top(self, view: View, limit: int) -> list[RankedEntry]:
-        items, _, _ = await self.reader(view).read(limit, 0)
-        return items
-
-    async def page(
-        self,
-        scope: str,
-        limit: int,
-        offset: int,
-        *,
-        period: str | None = None,
-        region: str | None = None,
-    ) -> Page:
-        check_range("limit", limit, 1, MAX_LIMIT)
-        check_range("offset", offset, 0, MAX_OFFSET)
-        target = self.target(scope, period, region)
-        items, total, generated_at = await self.reader(target.view, target.now_us).read(
-            limit, offset
-        )
-        return Page(target, limit, offset, total, items, generated_at)
-
-    async def page_json(
-        self, scope: str, limit: int, *, period: str | None = None, region: str | None = None
-    ) -> bytes:
-        """`page(scope, limit, 0)` as the canonical JSON body, its items pre-encoded by the
-        cache."""
-        check_range("limit", limit, 1, MAX_LIMIT)
-        target = self.target(scope, period, region)
-        reader = self.reader(target.view, target.now_us)
-        await reader.read(limit, 0)
-        key = target.view.key
-        cached = self.cache.fresh(key, limit) or self.cache.last_known(key, limit)
-        assert cached is not None  # a read at offset 0 always stores what it read
-        return cached.page_json(limit, orjson.dumps(target.head()))
-
-    async def rank_of(self, user_id: str) -> int | None:
-        """The user's current rank on the default board (index, or SQL)."""
-        entry = await self.reader(self._default_view()).entry_of(user_id)
-        return None if entry is None else entry.rank
-
-    async def score_and_rank(self, user_id: str) -> tuple[int, int] | None:
-        """The user's (score, rank) on the default board, None when unranked."""
-        entry = await self.reader(self._default_view()).entry_of(user_id)
-        return None if entry is None else (entry.score, entry.rank)
-
-    async def on_views(self, user_id: str, views: Sequence[View]) -> list[OnBoard]:
-        """The user's score and rank on each of `views` (what an event's answer lists)."""
-        found = []
-        for view in views:
-            entry = await self.reader(view).entry_of(user_id)
-            score, rank = (0, None) if entry is None else (entry.score, entry.rank)
-            found.append(OnBoard(view.board_id, view.period_id, score, rank))
-        return found
-
-    async def mine(
-        self,
-        scope: str,
-        user_id: str,
-        display_name: str,
-        around: int,
-        *,
-        period: str | None = None,
-        region: str | None = None,
-    ) -> MyStanding:
-        check_range("around", around, 0, MAX_AROUND)
-        target = self.target(scope, period, region)
-        neighbours = await self.reader(target.view, target.now_us).around(user_id, around)
-        entry = next((e for e in neighbours if e.user_id == user_id), None)
-        if entry is None:
-            return MyStanding(user_id, display_name, 0, None, [], target)
-        return MyStanding(user_id, entry.display_name, entry.score, entry.rank, neighbours, target)
-
-    async def friends(
-        self,
-        scope: str,
-        user_ids: Sequence[str],
-        limit: int,
-        *,
-        period: str | None = None,
-        region: str | None = None,
-    ) -> Page:
-        """The board ranked among `user_ids` only (ranks 1..n in the same order), from SQL:
-        a friends list is at most `MAX_FRIENDS` + 1 users, one indexed query."""
-        check_range("limit", limit, 1, MAX_LIMIT)
-        target = self.target(scope, period, region)
-        standings = await self._store.view_standings_of(target.view, user_ids)
-        items = [
-            RankedEntry(i + 1, s.user_id, s.display_name, s.score)
-            for i, s in enumerate(standings[:limit])
-        ]
-        return Page(target, limit, 0, len(standings), items, utcnow())

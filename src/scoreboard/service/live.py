@@ -33,9 +33,10 @@ from scoreboard.realtime.dialects import CanonicalDialect, Dialect, DialectRegis
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.subscriber import CloseCode, Wire
 from scoreboard.service.identity import Principal
-from scoreboard.service.leaderboard import MAX_LIMIT, LeaderboardService, check_range
+from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.live_connection import Connection
 from scoreboard.service.notices import decode_notice
+from scoreboard.service.targets import MAX_LIMIT, check_range
 
 log = logging.getLogger(__name__)
 

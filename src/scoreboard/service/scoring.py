@@ -31,8 +31,9 @@ from scoreboard.domain.errors import (
 )
 from scoreboard.realtime.base import Charge, RateLimiter
 from scoreboard.service.committer import Committed, GroupCommitter
-from scoreboard.service.leaderboard import LeaderboardService, OnBoard
+from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.limits import enforce_all, points_budget
+from scoreboard.service.targets import OnBoard
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
 
 MAX_KEY_LENGTH = 255

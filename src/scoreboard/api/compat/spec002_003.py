@@ -29,7 +29,7 @@ from scoreboard.domain.errors import Forbidden
 from scoreboard.domain.times import rfc3339
 from scoreboard.realtime.dialects_compat import handle_entry
 from scoreboard.service.identity import Principal
-from scoreboard.service.leaderboard import MAX_LIMIT
+from scoreboard.service.targets import MAX_LIMIT
 
 update_router = APIRouter(
     tags=["compat: 002, 003"],
