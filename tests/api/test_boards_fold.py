@@ -34,6 +34,7 @@ POINTS = {
     "level_complete": 100,
 }
 REGIONS = [None, "eu", "us"]
+KEEP_ALL = {"period_retention_days": 100_000}  # plans span years; every period is compared
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ async def run(api: Api, clock: FakeClock, plan: list[Step]) -> None:
 async def scenario(database_url: str, tmp: Path, plan: list[Step], **extra: Any) -> None:
     clock = FakeClock()
     app = create_app(
-        make_settings(database_url, tmp, boards_file=boards_file(tmp), **extra), clock=clock
+        make_settings(database_url, tmp, boards_file=boards_file(tmp), **KEEP_ALL, **extra),
+        clock=clock,
     )
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
@@ -149,5 +151,6 @@ async def test_every_board_equals_the_fold_of_the_log(
         for _ in range(60)
     ]
     clock = FakeClock()
-    async with api_factory(database_url, clock=clock, boards_file=boards_file(tmp_path)) as api:
+    settings = {"boards_file": boards_file(tmp_path), **KEEP_ALL}
+    async with api_factory(database_url, clock=clock, **settings) as api:
         await run(api, clock, plan)
