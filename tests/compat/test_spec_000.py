@@ -38,6 +38,9 @@ async def test_events_leaderboard_and_live(served: Served) -> None:
 
     never = (await http.get("/api/v1/leaderboard/me", headers=auth(token))).json()
     assert never == {
+        "scope": "global",
+        "period": {"id": "all", "starts_at": None, "ends_at": None},
+        "next_reset_at": None,
         "user_id": charlie,
         "display_name": "charlie",
         "score": 0,

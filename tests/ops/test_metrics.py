@@ -120,12 +120,13 @@ async def test_rate_limited_login_and_static_metrics(http: httpx.AsyncClient) ->
     assert any(name == "scoreboard_build_info" and v == 1 for (name, _), v in found.items())
     assert value(found, "process_cpu_seconds_total") > 0
     assert value(found, "process_resident_memory_bytes") > 0
-    # The start-up rebuild, then one asked for.
-    assert value(found, "scoreboard_index_rebuilds_total", outcome="done") == 1
+    # The start-up rebuilds (one per view: the four default boards' current periods), then
+    # one asked for.
+    assert value(found, "scoreboard_index_rebuilds_total", outcome="done") == 4
     services: Services = http.services  # type: ignore[attr-defined]
     await services.board.keeper.rebuild()
     found = await scrape(http)
-    assert value(found, "scoreboard_index_rebuilds_total", outcome="done") == 2
+    assert value(found, "scoreboard_index_rebuilds_total", outcome="done") == 5
 
 
 async def test_database_errors_counted(tmp_path: Path, fresh_pg_url: str) -> None:

@@ -113,7 +113,7 @@ async def test_post_commit_failure_still_answers(sqlite_url: str) -> None:
     store = await SqlStore.open(sqlite_url)
     seen: list[int] = []
 
-    async def broken(events: Sequence[EventRecord]) -> list[int | None]:
+    async def broken(events: Sequence[EventRecord]) -> list[list[int | None]]:
         seen.append(len(events))
         raise RuntimeError("index bug")
 
@@ -122,7 +122,7 @@ async def test_post_commit_failure_still_answers(sqlite_url: str) -> None:
     try:
         user = await store.create_user("pc", None, "pc")
         answer = await committer.submit(ScoreCommand(user.user_id, "T", 3))
-        assert answer.outcome is Outcome.RECORDED and answer.rank is None and seen == [1]
+        assert answer.outcome is Outcome.RECORDED and answer.ranks == () and seen == [1]
         assert await store.count_events() == 1
     finally:
         await committer.close()

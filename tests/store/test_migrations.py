@@ -30,6 +30,7 @@ TABLES = {
     "actions",
     "board_scores",
     "board_defs",
+    "friends",
 }
 
 
