@@ -154,7 +154,7 @@ async def test_ping_pong_bad_frames_and_oversize(server: ServerProcess) -> None:
     await client.ws.send('{"type": "ping"}')
     pong = await client.wait_for(lambda m: m["type"] == "pong")
     assert "timestamp" in pong
-    for bad in ("not json", '{"type": "subscribe"}', "[1,2]", "x" * 5000):
+    for bad in ("not json", '{"type": "dance"}', "[1,2]", "x" * 5000):
         await client.ws.send(bad)
     await asyncio.sleep(0.3)
     errors = [m for m in client.messages if m["type"] == "error"]

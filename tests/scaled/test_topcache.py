@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from scoreboard.api.schemas import EntryOut, LeaderboardOut
+from scoreboard.api.schemas import EntryOut, LeaderboardOut, PeriodOut
 from scoreboard.domain.ranking import RankedEntry
 from scoreboard.domain.times import rfc3339
 from scoreboard.service.topcache import TopCache
@@ -71,16 +71,20 @@ def test_database_reads_are_never_fresh_but_are_remembered() -> None:
 
 def test_page_json_is_the_canonical_body() -> None:
     cache = TopCache()
-    cached = cache.put("global", 10, entries(7), 7, generation=0)
+    cached = cache.put("global:all:", 10, entries(7), 7, generation=0)
+    period = {"id": "all", "starts_at": None, "ends_at": None}
+    head = {"scope": "global", "period": period, "next_reset_at": None}
     expected = LeaderboardOut(
         scope="global",
+        period=PeriodOut(**period),
+        next_reset_at=None,
         limit=10,
         offset=0,
         total=7,
         items=[EntryOut(**e.as_dict()) for e in entries(7)],
         generated_at=rfc3339(cached.generated_at),
     )
-    assert cached.page_json() == expected.model_dump_json().encode()
+    assert cached.page_json(head=orjson.dumps(head)) == expected.model_dump_json().encode()
     assert cached.items_json == orjson.dumps([e.as_dict() for e in entries(7)])
     smaller = orjson.loads(cached.page_json(3))
     assert smaller["limit"] == 3 and smaller["items"] == [e.as_dict() for e in entries(3)]
