@@ -161,7 +161,6 @@ board_scores = sa.Table(
     sa.Column("reached_at_us", sa.BigInteger(), nullable=False),
     # +1 each time an event changes the row (1 when it is created).
     sa.Column("version", sa.BigInteger(), nullable=False),
-    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # The ranking order of one list, as `ix_user_scores_rank` for the total.

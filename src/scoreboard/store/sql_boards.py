@@ -26,7 +26,6 @@ import sqlalchemy as sa
 from scoreboard.domain.boards import BoardCatalogue, View, fold
 from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN, Standing
 from scoreboard.store.base import BoardStanding
-from scoreboard.store.engine import insert
 from scoreboard.store.schema import board_scores
 from scoreboard.store.sql_batch import chunks
 
@@ -66,11 +65,20 @@ class BoardFolds:
         return view.board_id in self._totals
 
     def load(self, conn: sa.Connection, wanted: Iterable[RowKey]) -> None:
-        """Read (and on PostgreSQL lock) the existing rows among `wanted`."""
-        keys = sorted(set(wanted))
+        """Read (and on PostgreSQL lock) the existing rows among `wanted`.
+
+        Selected by plain IN lists (the batch's few boards, periods and regions, and its users)
+        rather than a tuple IN of every key: a fraction of the bind parameters, the same index
+        range (the primary key's prefix), and the rare row outside `wanted` (a user's row of a
+        pair of board and period the batch does not touch) is dropped here."""
+        keys = set(wanted)
+        if not keys:
+            return
         t = board_scores
-        columns = sa.tuple_(t.c.board_id, t.c.period_id, t.c.region, t.c.user_id)
-        for chunk in chunks(keys):
+        boards = sorted({k[0] for k in keys})
+        periods = sorted({k[1] for k in keys})
+        regions = sorted({k[2] for k in keys})
+        for chunk in chunks(sorted({k[3] for k in keys})):
             stmt = sa.select(
                 t.c.board_id,
                 t.c.period_id,
@@ -79,12 +87,18 @@ class BoardFolds:
                 t.c.score,
                 t.c.reached_at_us,
                 t.c.version,
-            ).where(columns.in_(chunk))
+            ).where(
+                t.c.board_id.in_(boards),
+                t.c.period_id.in_(periods),
+                t.c.region.in_(regions),
+                t.c.user_id.in_(chunk),
+            )
             if conn.dialect.name == "postgresql":
                 stmt = stmt.with_for_update()
-            for r in conn.execute(stmt):
-                key = (r.board_id, r.period_id, r.region, r.user_id)
-                self.rows[key] = (int(r.score), int(r.reached_at_us), int(r.version))
+            for r in conn.execute(stmt).all():
+                key = (r[0], r[1], r[2], r[3])
+                if key in keys:
+                    self.rows[key] = (int(r[4]), int(r[5]), int(r[6]))
 
     def fold(self, views: list[View], user_id: str, points: int, at_us: int) -> Fold | None:
         """The event's effect on its non-total views; None when a row would leave the 64-bit
@@ -127,29 +141,36 @@ class BoardFolds:
         return tuple(out)
 
     def save(self, conn: sa.Connection, now: datetime) -> None:
-        """ONE multi-row upsert of the rows the batch changed, with their final values."""
+        """ONE multi-row upsert of the rows the batch changed, with their final values.
+
+        Sent as the driver's own statement (`exec_driver_sql`, one executemany): these rows are
+        most of a batch's parameters, and SQLAlchemy's per-row processing of them cost more
+        than the database's work. The statement is the same on SQLite and PostgreSQL; only
+        the placeholders differ (`_placeholders`)."""
+        del now  # rows carry no time of their own: the events have it
         if not self.touched:
             return
-        rows = [
-            {
-                "board_id": key[0],
-                "period_id": key[1],
-                "region": key[2],
-                "user_id": key[3],
-                "score": held[0],
-                "reached_at_us": held[1],
-                "version": held[2],
-                "updated_at": now,
-            }
-            for key in sorted(self.touched)
-            for held in (self.rows[key],)
-        ]
-        stmt = insert(conn.dialect.name, board_scores)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["board_id", "period_id", "region", "user_id"],
-            set_={
-                name: stmt.excluded[name]
-                for name in ("score", "reached_at_us", "version", "updated_at")
-            },
-        )
-        conn.execute(stmt, rows)
+        rows = [(*key, *self.rows[key]) for key in sorted(self.touched)]
+        conn.exec_driver_sql(_upsert(conn.dialect.paramstyle), rows)
+
+
+_COLUMNS = "board_id, period_id, region, user_id, score, reached_at_us, version"
+
+
+def _placeholders(paramstyle: str, count: int) -> str:
+    if paramstyle == "qmark":
+        return ", ".join("?" * count)
+    if paramstyle == "numeric_dollar":
+        return ", ".join(f"${n}" for n in range(1, count + 1))
+    if paramstyle in ("format", "pyformat"):
+        return ", ".join(["%s"] * count)
+    raise ValueError(f"unsupported DBAPI paramstyle {paramstyle!r}")
+
+
+def _upsert(paramstyle: str) -> str:
+    return (
+        f"INSERT INTO board_scores ({_COLUMNS}) VALUES ({_placeholders(paramstyle, 7)}) "
+        "ON CONFLICT (board_id, period_id, region, user_id) DO UPDATE SET "
+        "score = excluded.score, reached_at_us = excluded.reached_at_us, "
+        "version = excluded.version"
+    )

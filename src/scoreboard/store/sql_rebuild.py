@@ -134,7 +134,6 @@ def _rows(
             "score": score,
             "reached_at_us": reached,
             "version": version,
-            "updated_at": now,
         }
         for (period_id, region), (score, reached, version) in held.items()
     ]

@@ -46,7 +46,6 @@ def upgrade() -> None:
         sa.Column("score", sa.BigInteger(), nullable=False),
         sa.Column("reached_at_us", sa.BigInteger(), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.user_id"], name="fk_board_scores_user_id_users"
         ),
