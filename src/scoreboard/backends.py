@@ -92,14 +92,19 @@ async def open_store(
 ErrorHook = Callable[[str, str], None]
 
 
-async def open_backends(settings: Settings, *, on_error: ErrorHook | None = None) -> Backends:
+async def open_backends(
+    settings: Settings, *, on_error: ErrorHook | None = None, backfill: bool = True
+) -> Backends:
+    """The backends of `settings`. `backfill`: first fill every board added to the catalogue
+    (or redefined) from the event log (`Store.backfill_boards`); `reindex` recomputes the
+    boards itself."""
     redis_url = settings.redis_url
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):
         raise ValueError(f"Unsupported Redis URL scheme: {redis_url.split(':', 1)[0]!r}")
     boards = settings.board_catalogue()
     store = await open_store(settings, boards=boards)
-    # A board added to the catalogue (or redefined) is filled from the event log first.
-    await store.backfill_boards()
+    if backfill:
+        await store.backfill_boards()
     if not redis_url:
         from scoreboard.realtime.limiter import LimitsRateLimiter
         from scoreboard.realtime.memory import MemoryBroker, MemoryRankIndexes

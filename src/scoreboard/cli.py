@@ -172,6 +172,14 @@ def reindex(
     scope: Annotated[
         str | None, typer.Option(help="One board (default: every board of the catalogue).")
     ] = None,
+    index_only: Annotated[
+        bool,
+        typer.Option(
+            "--index-only",
+            help="Only rebuild the rank indexes from the boards' rows (skip the recompute "
+            "from the event log).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute the boards from the event log, then rebuild the rank indexes (Redis, when
     configured) from the database. The total board (`global`) is each user's total score,
@@ -189,7 +197,7 @@ def reindex(
             "no SCOREBOARD_REDIS_URL: the in-process index is rebuilt by every `serve` at "
             "start-up; checking the database only"
         )
-    count = asyncio.run(_reindex(current, wait=wait, scope=scope))
+    count = asyncio.run(_reindex(current, wait=wait, scope=scope, from_log=not index_only))
     if count is None:
         console.print("[red]another process kept rebuilding the index; try again later[/]")
         raise typer.Exit(1)
@@ -197,7 +205,7 @@ def reindex(
 
 
 async def _reindex(
-    settings: Settings, *, wait: float = 60.0, scope: str | None = None
+    settings: Settings, *, wait: float = 60.0, scope: str | None = None, from_log: bool = True
 ) -> int | None:
     """Recompute the boards' rows from the log, then rebuild their indexes as the service does
     (lock, grace for the serving processes to defer their updates, swap, publish), with a
@@ -205,9 +213,9 @@ async def _reindex(
     from scoreboard.backends import open_backends
     from scoreboard.service.leaderboard import LeaderboardService
 
-    backends = await open_backends(settings)
+    backends = await open_backends(settings, backfill=False)
     try:
-        for board_def in backends.boards:
+        for board_def in backends.boards if from_log else ():
             if not board_def.is_total and scope in (None, board_def.board_id):
                 rows = await backends.store.rebuild_board(board_def.board_id)
                 console.print(f"board {board_def.board_id}: {rows} rows recomputed from the log")

@@ -214,18 +214,18 @@ class LeaderboardService(BoardReads):
     async def rebuild(
         self, on_page: Callable[[int], None] | None = None, *, scope: str | None = None
     ) -> int | None:
-        """Rebuild the live indexes of `scope` (every board when None) from the store, one view
-        after another, and tell every process. Returns the number of entries indexed over all
-        those views, or None as soon as one is being rebuilt by another process (try again)."""
-        total = 0
-        for live in list(self._views.values()):
-            if scope is not None and live.view.board_id != scope:
-                continue
-            count = await live.keeper.rebuild(on_page)
-            if count is None:
-                return None
-            total += count
-        return total
+        """Rebuild the live indexes of `scope` (every board when None) from the store, the
+        views concurrently, and tell every process. Returns the number of entries indexed
+        over those views, or None when one of them was being rebuilt by another process
+        (that process finishes it; call again to be sure of every view)."""
+        chosen = [
+            live for live in self._views.values() if scope is None or live.view.board_id == scope
+        ]
+        # Concurrently: each view waits its grace (upkeep) and reads the store on its own.
+        counts = await asyncio.gather(*(live.keeper.rebuild(on_page) for live in chosen))
+        if any(count is None for count in counts):
+            return None
+        return sum(count for count in counts if count is not None)
 
     async def _new_index(self, view: View, here: bool) -> None:
         self.cache.invalidate(view.key)

@@ -154,7 +154,7 @@ class BoardFolds:
         conn.exec_driver_sql(_upsert(conn.dialect.paramstyle), rows)
 
 
-_COLUMNS = "board_id, period_id, region, user_id, score, reached_at_us, version"
+COLUMNS = "board_id, period_id, region, user_id, score, reached_at_us, version"
 
 
 def _placeholders(paramstyle: str, count: int) -> str:
@@ -167,10 +167,15 @@ def _placeholders(paramstyle: str, count: int) -> str:
     raise ValueError(f"unsupported DBAPI paramstyle {paramstyle!r}")
 
 
+def insert_rows(paramstyle: str) -> str:
+    """INSERT of whole board rows (`COLUMNS`), in the driver's own placeholders."""
+    return f"INSERT INTO board_scores ({COLUMNS}) VALUES ({_placeholders(paramstyle, 7)})"
+
+
 def _upsert(paramstyle: str) -> str:
     return (
-        f"INSERT INTO board_scores ({_COLUMNS}) VALUES ({_placeholders(paramstyle, 7)}) "
-        "ON CONFLICT (board_id, period_id, region, user_id) DO UPDATE SET "
+        insert_rows(paramstyle)
+        + " ON CONFLICT (board_id, period_id, region, user_id) DO UPDATE SET "
         "score = excluded.score, reached_at_us = excluded.reached_at_us, "
         "version = excluded.version"
     )

@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -32,6 +31,7 @@ from scoreboard.domain.boards import Board, BoardCatalogue, fold
 from scoreboard.store.engine import insert
 from scoreboard.store.schema import board_defs, board_scores, score_events, users
 from scoreboard.store.sql_batch import to_us
+from scoreboard.store.sql_boards import insert_rows
 
 FLUSH_ROWS = 1000  # rows per INSERT of rebuilt rows
 FETCH_ROWS = 2000  # events per fetch from the log
@@ -49,7 +49,7 @@ def rebuild(conn: sa.Connection, board: Board, now: datetime, only_if_stale: boo
         return None
     conn.execute(sa.delete(board_scores).where(board_scores.c.board_id == board.board_id))
     written = 0
-    pending: list[dict[str, Any]] = []
+    pending: list[Row] = []
     for user_id, events in itertools.groupby(_events(conn, board), key=lambda e: e[0]):
         pending.extend(_rows(board, user_id, events, now))
         if len(pending) >= FLUSH_ROWS:
@@ -86,6 +86,7 @@ def forget_removed(conn: sa.Connection, catalogue: BoardCatalogue) -> list[str]:
 
 
 Event = tuple[str, str, int, str | None, int]  # user_id, action_type, points, region, at_us
+Row = tuple[str, str, str, str, int, int, int]  # board_scores, in `sql_boards.COLUMNS` order
 
 
 def _events(conn: sa.Connection, board: Board) -> Iterator[Event]:
@@ -109,9 +110,7 @@ def _events(conn: sa.Connection, board: Board) -> Iterator[Event]:
         yield row.user_id, row.action_type, int(row.points), row.region, int(at_us)
 
 
-def _rows(
-    board: Board, user_id: str, events: Iterator[Event], now: datetime
-) -> list[dict[str, Any]]:
+def _rows(board: Board, user_id: str, events: Iterator[Event], now: datetime) -> list[Row]:
     """One user's rows on the board: the live fold, replayed."""
     held: dict[tuple[str, str], tuple[int, int, int]] = {}  # (period, region) → row
     for _, action_type, points, region, at_us in events:
@@ -126,23 +125,16 @@ def _rows(
         if new is not None:
             held[key] = (new[0], new[1], 1 if row is None else row[2] + 1)
     return [
-        {
-            "board_id": board.board_id,
-            "period_id": period_id,
-            "region": region,
-            "user_id": user_id,
-            "score": score,
-            "reached_at_us": reached,
-            "version": version,
-        }
+        (board.board_id, period_id, region, user_id, score, reached, version)
         for (period_id, region), (score, reached, version) in held.items()
     ]
 
 
-def _flush(conn: sa.Connection, pending: list[dict[str, Any]]) -> int:
+def _flush(conn: sa.Connection, pending: list[Row]) -> int:
+    """Insert the rows as one driver-level executemany (as the batches' upsert does)."""
     if not pending:
         return 0
-    conn.execute(sa.insert(board_scores), pending)
+    conn.exec_driver_sql(insert_rows(conn.dialect.paramstyle), pending)
     count = len(pending)
     pending.clear()
     return count
