@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from pathlib import Path
 
 import httpx
 import pytest
@@ -83,3 +84,39 @@ async def test_two_boards_on_one_connection_across_three_processes(
     finally:
         for http in https:
             await http.aclose()
+
+
+async def test_a_deleted_user_leaves_a_region_board_another_process_serves(
+    start: Start, env: dict[str, str], tmp_path: Path
+) -> None:
+    boards = tmp_path / "boards.json"
+    boards.write_text(
+        json.dumps(
+            {
+                "boards": [
+                    {"board_id": "global"},
+                    {"board_id": "weekly_region", "window": "weekly", "partition": "region"},
+                ]
+            }
+        )
+    )
+    with_boards = {**env, "SCOREBOARD_BOARDS_FILE": str(boards)}
+    a, b = await asyncio.gather(start(with_boards, "a"), start(with_boards, "b"))
+    async with httpx.AsyncClient(base_url=a.url) as on_a, httpx.AsyncClient(base_url=b.url) as on_b:
+        _, token = await new_user(on_b, "regional")
+        auth = {"Authorization": f"Bearer {token}"}
+        r = await on_b.patch("/api/v1/users/me", json={"region": "eu"}, headers=auth)
+        assert r.status_code == 200, r.text
+        r = await on_b.post(SCORE, json={"action_type": "TASK_COMPLETED"}, headers=auth)
+        assert r.status_code == 201, r.text
+        params = {"scope": "weekly_region", "region": "eu"}
+        r = await on_b.get("/api/v1/leaderboard", params=params)
+        assert r.json()["total"] == 1  # B serves the eu view, from the shared index
+        # A never served the eu view; the deletion there still takes the user off it.
+        assert (await on_a.delete("/api/v1/users/me", headers=auth)).status_code == 204
+        for _ in range(50):
+            r = await on_b.get("/api/v1/leaderboard", params=params)
+            if r.json()["total"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert r.json()["total"] == 0 and r.json()["items"] == []

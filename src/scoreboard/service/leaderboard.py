@@ -273,9 +273,15 @@ class LeaderboardService(BoardReads):
             await self.publish_change(key)
         return ranks
 
-    async def removed(self, user_id: str, views: Sequence[View] = ()) -> None:
-        """After a deletion is committed: take the user off every live view (and `views`,
-        the ones the store said they were on). Never raises."""
+    async def removed(self, user_id: str) -> None:
+        """After a deletion is committed: take the user off every recent view they counted on
+        (from the log: also views this process never served, e.g. a region's) and every live
+        one here. Never raises."""
+        try:
+            views = await self._store.views_counted(user_id)
+        except Exception as exc:  # the rebuilds' divergence checks repair what stays
+            log.warning("views of a deleted user unknown (%r); live ones only", exc)
+            views = []
         keys = {live.key for live in self._views.values()} | {v.key for v in views}
         for key in keys:
             if key not in self._views and not self._is_recent(View.from_key(key), self.clock()):

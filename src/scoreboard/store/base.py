@@ -226,6 +226,11 @@ class Store(Protocol):
         rank order (a friends board: rank them 1..n). Unknown ids are left out."""
         ...
 
+    async def views_counted(self, user_id: str) -> list[View]:
+        """Every view the user's events ever counted on, from the event log (so also after the
+        user was deleted: what to take them off)."""
+        ...
+
     async def views_of_user(self, user_id: str) -> list[View]:
         """Every view of the catalogue's boards the user has a row on: the total board's view
         first when they have a score, then the others in catalogue order, by period and

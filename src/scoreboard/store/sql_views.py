@@ -23,7 +23,7 @@ from scoreboard.domain.ranking import Standing
 from scoreboard.store import sql_standings
 from scoreboard.store.engine import SNAPSHOT, Engines
 from scoreboard.store.guard import Guard, unit_of_work
-from scoreboard.store.schema import board_scores, user_scores, users
+from scoreboard.store.schema import board_scores, score_events, user_scores, users
 from scoreboard.store.sql_standings import TOTAL, Source
 
 
@@ -135,6 +135,21 @@ class RankedReads:
             return []
         async with self._snapshot() as conn:
             return await sql_standings.standings_of(conn, user_ids, self._source(view))
+
+    @unit_of_work
+    async def views_counted(self, user_id: str) -> list[View]:
+        e = score_events
+        stmt = sa.select(e.c.action_type, e.c.region, e.c.at_us, e.c.reached_at_us).where(
+            e.c.user_id == user_id
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        found: dict[str, View] = {}
+        for action_type, region, at_us, reached in rows:
+            at = int(at_us if at_us is not None else reached)
+            for view in self._boards.counted(action_type, region, at):
+                found.setdefault(view.key, view)
+        return list(found.values())
 
     @unit_of_work
     async def views_of_user(self, user_id: str) -> list[View]:
