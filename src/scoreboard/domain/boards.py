@@ -78,10 +78,12 @@ class View:
     board_id: str
     period_id: str
     region: str = ""
+    # Computed once: views are made on every read and write, their keys looked up as often.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.board_id}:{self.period_id}:{quote(self.region, safe='')}"
+    def __post_init__(self) -> None:
+        region = quote(self.region, safe="") if self.region else ""
+        object.__setattr__(self, "key", f"{self.board_id}:{self.period_id}:{region}")
 
     @classmethod
     def from_key(cls, key: str) -> View:

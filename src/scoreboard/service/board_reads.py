@@ -35,6 +35,19 @@ class BoardReads:
 
     _store: Store
     cache: TopCache
+    _heads: dict[tuple[str, str, str], bytes]
+
+    def _head_json(self, target: Target) -> bytes:
+        """`target.head()` encoded, once per board, period and current period (what it
+        depends on): the top's body is otherwise all pre-encoded."""
+        current = target.board.period_id_at(target.now_us)
+        key = (target.scope, target.period.id, current)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) > 1000:  # periods pass: forget the old ones now and then
+                self._heads.clear()
+            head = self._heads[key] = orjson.dumps(target.head())
+        return head
 
     def target(self, scope: str, period: str | None = None, region: str | None = None) -> Target:
         raise NotImplementedError
@@ -86,7 +99,7 @@ class BoardReads:
         key = target.view.key
         cached = self.cache.fresh(key, limit) or self.cache.last_known(key, limit)
         assert cached is not None  # a read at offset 0 always stores what it read
-        return cached.page_json(limit, orjson.dumps(target.head()))
+        return cached.page_json(limit, self._head_json(target))
 
     async def rank_of(self, user_id: str) -> int | None:
         """The user's current rank on the default board (index, or SQL)."""

@@ -71,6 +71,7 @@ class LeaderboardService(BoardReads):
         self._on_rebuild = on_rebuild
         self.notices = ChangeNotices(broker, on_publish_failed)
         self._views: dict[str, LiveView] = {}
+        self._heads: dict[tuple[str, str, str], bytes] = {}
         self._swept_at = 0.0
         total = self.catalogue.total
         self._default = total or next(iter(self.catalogue))
