@@ -161,6 +161,19 @@ async def test_remove_then_late_apply_is_ignored(index: RankIndex) -> None:
     assert await index.count() == 2
 
 
+async def test_restore_lifts_the_tombstone(index: RankIndex) -> None:
+    await load(index, [st("a", 3), st("b", 2)])
+    await index.remove("b")
+    await index.restore("b")
+    assert await index.entry_of("b") is None  # restoring does not put them back by itself
+    await index.apply(st("b", 5), 7)
+    assert [e.user_id for e in await index.top(10)] == ["b", "a"]
+    await index.restore("never-removed")  # no error
+    await index.remove("b")
+    await index.apply(st("b", 50), 8)
+    assert await index.entry_of("b") is None  # tombstoned again
+
+
 async def test_top_offsets_at_the_edges(index: RankIndex) -> None:
     board = [st(f"u{i:02d}", 100 - i) for i in range(10)]
     await load(index, board)

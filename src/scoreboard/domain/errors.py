@@ -79,6 +79,14 @@ class ActionNotOpen(DomainError):
     default_message = "The action is already completed or cancelled."
 
 
+class ModerationConflict(DomainError):
+    """A moderation action that does not apply to the user's status (unban a user who is
+    not banned, release one who is not quarantined)."""
+
+    code = "CONFLICT"
+    default_message = "The user is not in the state this action undoes."
+
+
 class UsernameTaken(DomainError):
     code = "USERNAME_TAKEN"
     default_message = "That username is taken."

@@ -45,6 +45,11 @@ class RankIndex(Protocol):
 
     async def remove(self, user_id: str) -> None: ...
 
+    async def restore(self, user_id: str) -> None:
+        """Lift the tombstone `remove` left (an unbanned or released user): later `apply`s for
+        the user count again. It does not put them back on the board: an `apply` does."""
+        ...
+
     async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]: ...
 
     async def rename(self, user_id: str, display_name: str) -> None:

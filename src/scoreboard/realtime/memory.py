@@ -121,6 +121,9 @@ class MemoryRankIndex:
         self._removed.add(user_id)
         self._board.drop(user_id)
 
+    async def restore(self, user_id: str) -> None:
+        self._removed.discard(user_id)
+
     async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
         values = self._board.ordered.values()
         return [_ranked(offset + i + 1, s) for i, s in enumerate(values[offset : offset + limit])]

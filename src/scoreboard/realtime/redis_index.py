@@ -192,6 +192,10 @@ class RedisRankIndex:
         """Drop the user and tombstone them: any later `apply` for them is ignored."""
         await self._remove(keys=self._write_keys, args=[user_id])
 
+    async def restore(self, user_id: str) -> None:
+        """Lift the user's tombstone (one command)."""
+        await self._client.srem(self._removed, user_id)
+
     async def top(self, limit: int, offset: int = 0) -> list[RankedEntry]:
         """Entries ranked `offset + 1` .. `offset + limit` (fewer at the end)."""
         _check_range(limit, offset)

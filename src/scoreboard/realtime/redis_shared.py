@@ -67,6 +67,10 @@ class SharedRedisIndex:
         await self._inner.remove(user_id)
         resume_cancel()
 
+    async def restore(self, user_id: str) -> None:
+        await self._inner.restore(user_id)
+        resume_cancel()
+
     async def rename(self, user_id: str, display_name: str) -> None:
         await self._inner.rename(user_id, display_name)
         resume_cancel()

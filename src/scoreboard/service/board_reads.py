@@ -102,9 +102,22 @@ class BoardReads:
         return cached.page_json(limit, self._head_json(target))
 
     async def rank_of(self, user_id: str) -> int | None:
-        """The user's current rank on the default board (index, or SQL)."""
-        entry = await self.reader(self._default_view()).entry_of(user_id)
+        """The user's current rank on the default board (index, or SQL; a quarantined user's
+        as if visible: see `_entry`)."""
+        entry = await self._entry(self._default_view(), user_id)
         return None if entry is None else entry.rank
+
+    async def _entry(self, view: View, user_id: str) -> RankedEntry | None:
+        """The user's entry on the view as they see it: on the board, or (not on it) their
+        own standing when quarantined, ranked as if visible (they are not told)."""
+        entry = await self.reader(view).entry_of(user_id)
+        if entry is not None:
+            return entry
+        found = await self._store.view_standing_of(view, user_id, hidden=True)
+        if found is None:
+            return None
+        standing, rank = found
+        return RankedEntry(rank, user_id, standing.display_name, standing.score)
 
     async def score_and_rank(self, user_id: str) -> tuple[int, int] | None:
         """The user's (score, rank) on the default board, None when unranked."""
@@ -115,7 +128,7 @@ class BoardReads:
         """The user's score and rank on each of `views` (what an event's answer lists)."""
         found = []
         for view in views:
-            entry = await self.reader(view).entry_of(user_id)
+            entry = await self._entry(view, user_id)
             score, rank = (0, None) if entry is None else (entry.score, entry.rank)
             found.append(OnBoard(view.board_id, view.period_id, score, rank))
         return found
@@ -135,8 +148,19 @@ class BoardReads:
         neighbours = await self.reader(target.view, target.now_us).around(user_id, around)
         entry = next((e for e in neighbours if e.user_id == user_id), None)
         if entry is None:
-            return MyStanding(user_id, display_name, 0, None, [], target)
+            return await self._mine_hidden(target, user_id, display_name)
         return MyStanding(user_id, entry.display_name, entry.score, entry.rank, neighbours, target)
+
+    async def _mine_hidden(self, target: Target, user_id: str, name: str) -> MyStanding:
+        """Not on the board: never scored there, or quarantined — who still sees their own
+        standing, ranked as if visible, alone in `around_me` (API.md section 6: they are not
+        told). One indexed query."""
+        found = await self._store.view_standing_of(target.view, user_id, hidden=True)
+        if found is None:
+            return MyStanding(user_id, name, 0, None, [], target)
+        standing, rank = found
+        mine = RankedEntry(rank, user_id, standing.display_name, standing.score)
+        return MyStanding(user_id, standing.display_name, standing.score, rank, [mine], target)
 
     async def friends(
         self,

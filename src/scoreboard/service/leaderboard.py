@@ -275,22 +275,43 @@ class LeaderboardService(BoardReads):
         return ranks
 
     async def removed(self, user_id: str) -> None:
-        """After a deletion is committed: take the user off every recent view they counted on
-        (from the log: also views this process never served, e.g. a region's) and every live
-        one here. Never raises."""
-        try:
-            views = await self._store.views_counted(user_id)
-        except Exception as exc:  # the rebuilds' divergence checks repair what stays
-            log.warning("views of a deleted user unknown (%r); live ones only", exc)
-            views = []
-        keys = {live.key for live in self._views.values()} | {v.key for v in views}
-        for key in keys:
-            if key not in self._views and not self._is_recent(View.from_key(key), self.clock()):
-                continue
+        """After a deletion (or a ban, a quarantine) is committed: take the user off every
+        recent view they counted on (from the log: also views this process never served, e.g.
+        a region's) and every live one here. Never raises."""
+        for key in await self._their_views(user_id):
             self.cache.invalidate(key)
             await self._live(View.from_key(key)).keeper.remove(user_id)
             self.cache.invalidate(key)
             await self.publish_change(key)
+
+    async def restored(self, user_id: str) -> None:
+        """After an unban or a release is committed: put the user back on every recent view
+        they counted on, with their rows' standings and versions. Never raises."""
+        for key in await self._their_views(user_id):
+            view = View.from_key(key)
+            total = self.catalogue.get(view.board_id).is_total
+            try:
+                row = await self._store.view_row(view, user_id, total)
+            except Exception as exc:  # the divergence checks repair it
+                log.warning("row of %s on %s unknown (%r)", user_id, key, exc)
+                continue
+            standing, version = (None, 0) if row is None else row
+            self.cache.invalidate(key)
+            await self._live(view).keeper.restore(user_id, standing, version)
+            self.cache.invalidate(key)
+            await self.publish_change(key)
+
+    async def _their_views(self, user_id: str) -> list[str]:
+        """The recent views the user's events counted on, and every live view here."""
+        try:
+            views = await self._store.views_counted(user_id)
+        except Exception as exc:  # the rebuilds' divergence checks repair what stays
+            log.warning("views of %s unknown (%r); live ones only", user_id, exc)
+            views = []
+        now = self.clock()
+        keys = {live.key for live in self._views.values()}
+        keys |= {v.key for v in views if self._is_recent(v, now)}
+        return sorted(keys)
 
     async def renamed(self, user_id: str, display_name: str) -> None:
         """After a display name change is committed: show it on every live view."""

@@ -23,6 +23,7 @@ import orjson
 from scoreboard.domain.catalogue import Catalogue
 from scoreboard.domain.errors import (
     DomainError,
+    Forbidden,
     IdempotencyConflict,
     RateLimited,
     ServiceUnavailable,
@@ -183,6 +184,8 @@ class ScoringService:
         answer = await self._committer.submit(command)
         if answer.outcome is Outcome.CONFLICT:
             raise IdempotencyConflict()
+        if answer.outcome is Outcome.BANNED:
+            raise Forbidden("This account is banned: its score events are refused.")
         if answer.outcome is Outcome.USER_GONE or answer.event is None:
             raise Unauthenticated("The user of this token no longer exists.")
         boards = await self._boards(answer)

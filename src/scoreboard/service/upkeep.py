@@ -100,6 +100,7 @@ class IndexKeeper:
         self._joined: bool | None = None  # another process is: were we healthy before?
         self._deferred: dict[str, tuple[Standing, int]] = {}
         self._deferred_removals: set[str] = set()
+        self._deferred_restores: set[str] = set()
         self._overflow = False
         self._generation: str | None = None  # the marker of the index we trust
         self._last_clean: float | None = None  # start of the last poll that saw no rebuild
@@ -182,6 +183,20 @@ class IndexKeeper:
             self.broken(f"removal failed: {exc!r}")
             self._deferred_removals.add(user_id)
 
+    async def restore(self, user_id: str, standing: Standing | None, version: int) -> None:
+        """Put a user back (unbanned, released): lift their tombstone, then apply their
+        standing (None: no row on this board). Never raises; what fails is done after the
+        rebuild it causes."""
+        self._fresh = False
+        self._deferred_removals.discard(user_id)
+        try:
+            await self._index.restore(user_id)
+        except Exception as exc:
+            self.broken(f"restore failed: {exc!r}")
+            self._deferred_restores.add(user_id)
+        if standing is not None:
+            await self.update_many([(standing, version)])
+
     def _defer(self, standing: Standing, version: int) -> None:
         held = self._deferred.pop(standing.user_id, None)
         if held is not None and version and held[1] >= version:
@@ -193,10 +208,13 @@ class IndexKeeper:
 
     async def _flush(self) -> None:
         """Apply what was deferred (and what gets deferred meanwhile) to the index."""
-        while self._deferred or self._deferred_removals:
+        while self._deferred or self._deferred_removals or self._deferred_restores:
             batch, self._deferred = self._deferred, {}
             removals, self._deferred_removals = self._deferred_removals, set()
+            restores, self._deferred_restores = self._deferred_restores, set()
             try:
+                for user_id in restores - removals:
+                    await self._index.restore(user_id)
                 updates = [update for user_id, update in batch.items() if user_id not in removals]
                 for start in range(0, len(updates), FLUSH_CHUNK):
                     await self._index.apply_many(updates[start : start + FLUSH_CHUNK])
@@ -204,6 +222,7 @@ class IndexKeeper:
                     await self._index.remove(user_id)
             except BaseException:
                 self._deferred_removals |= removals
+                self._deferred_restores |= restores
                 raise
 
     # -- upkeep --------------------------------------------------------------------------------

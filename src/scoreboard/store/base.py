@@ -57,6 +57,7 @@ class UserRecord:
     avatar_url: str | None = None
     region: str | None = None
     external_subject: str | None = None
+    status: str = "active"  # active | banned | quarantined (moderation)
 
     @property
     def active(self) -> bool:
@@ -86,6 +87,7 @@ class Outcome(Enum):
     REPLAYED = "replayed"
     CONFLICT = "conflict"
     USER_GONE = "user_gone"
+    BANNED = "banned"  # the user is banned: nothing written
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +211,12 @@ class Store(Protocol):
         snapshot; active users only. A view nobody scored on: `([], 0)`."""
         ...
 
-    async def view_standing_of(self, view: View, user_id: str) -> tuple[Standing, int] | None:
-        """The user's standing on the view and 1-based rank; None if they have no row there
-        (never counted on it, or deleted)."""
+    async def view_standing_of(
+        self, view: View, user_id: str, *, hidden: bool = False
+    ) -> tuple[Standing, int] | None:
+        """The user's standing on the view and 1-based rank among the visible users (not
+        deleted, status active); None if they have no visible row there. `hidden`: also a
+        quarantined user's own row, ranked as if they were visible."""
         ...
 
     def iter_view_standings(
@@ -308,4 +313,16 @@ class Store(Protocol):
     async def prune_periods(self, board_id: str, before: str, batch: int = 1000) -> int:
         """Delete the board rows of `board_id`'s periods whose id sorts before `before`, in
         transactions of at most `batch` rows (never a long lock); how many were deleted."""
+        ...
+
+    # -- moderation (API.md section 6) -----------------------------------------------------------
+    async def set_status(self, user_id: str, status: str) -> UserRecord | None:
+        """Set a user's status (active | banned | quarantined); None when there is no such
+        (not deleted) user. Only active users are on the public boards; a banned user's
+        events are refused in the batch that would record them (`Outcome.BANNED`)."""
+        ...
+
+    async def view_row(self, view: View, user_id: str, total: bool) -> tuple[Standing, int] | None:
+        """The user's row on `view` with its version, whatever their status (`total`: the
+        total board's row); None when they have none."""
         ...

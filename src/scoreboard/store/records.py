@@ -21,6 +21,7 @@ def user_from_row(row: Row[Any]) -> UserRecord:
         avatar_url=row.avatar_url,
         region=row.region,
         external_subject=row.external_subject,
+        status=row.status,
     )
 
 

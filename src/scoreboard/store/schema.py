@@ -71,6 +71,9 @@ users = sa.Table(
     sa.Column("external_subject", sa.String(512), nullable=True, unique=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("deleted_at", UtcDateTime(), nullable=True),
+    # Moderation (API.md section 6): active | banned | quarantined. Only active users are on
+    # the public boards; banned users' writes are refused.
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
 )
 
 user_scores = sa.Table(

@@ -45,6 +45,7 @@ from scoreboard.store.engine import Engines, create_engines
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema import score_events, users
 from scoreboard.store.sql_friends import Friends
+from scoreboard.store.sql_moderation import Moderation
 from scoreboard.store.sql_prune import Pruning
 from scoreboard.store.sql_scores import record_batch
 from scoreboard.store.sql_views import RankedReads
@@ -59,7 +60,7 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning):
+class SqlStore(RankedReads, Friends, Pruning, Moderation):
     """Durable users, scores, score events (append-only), idempotency records, actions and
     the rows of every board (the reads: `RankedReads`)."""
 

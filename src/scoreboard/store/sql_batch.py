@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CONFLICT = ScoreOutcome(Outcome.CONFLICT)
 USER_GONE = ScoreOutcome(Outcome.USER_GONE)
+BANNED = ScoreOutcome(Outcome.BANNED)
 CHUNK = 500  # rows per IN list: far below every bind-parameter limit
 
 Pair = tuple[str, str]
@@ -105,6 +106,7 @@ class Batch:
     boards: BoardFolds
     users: dict[str, BatchUser] = field(default_factory=dict)
     keys: dict[Pair, BatchKey] = field(default_factory=dict)
+    banned: set[str] = field(default_factory=set)  # locked, but their writes are refused
 
     @property
     def dialect(self) -> str:

@@ -38,6 +38,7 @@ from scoreboard.store.engine import insert
 from scoreboard.store.records import event_from_row
 from scoreboard.store.schema import actions, idempotency_keys, score_events, user_scores, users
 from scoreboard.store.sql_batch import (
+    BANNED,
     CONFLICT,
     USER_GONE,
     Batch,
@@ -90,13 +91,16 @@ def _lock_users(batch: Batch, user_ids: list[str]) -> dict[str, BatchUser]:
     found: dict[str, BatchUser] = {}
     for chunk in chunks(user_ids):
         stmt = (
-            sa.select(users.c.user_id, users.c.display_name, users.c.region)
+            sa.select(users.c.user_id, users.c.display_name, users.c.region, users.c.status)
             .where(users.c.user_id.in_(chunk), users.c.deleted_at.is_(None))
             .order_by(users.c.user_id)
         )
         if batch.dialect == "postgresql":
             stmt = stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE
         for row in batch.conn.execute(stmt):
+            if row.status == "banned":
+                batch.banned.add(row.user_id)
+                continue
             found[row.user_id] = BatchUser(row.display_name, 0, 0, 0, row.region)
     for chunk in chunks(list(found)):
         scores = sa.select(user_scores).where(user_scores.c.user_id.in_(chunk))
@@ -175,7 +179,7 @@ def _load_boards(batch: Batch, commands: Sequence[ScoreCommand]) -> list[list[Vi
 def _plan(batch: Batch, c: ScoreCommand, views: list[View]) -> Plan:
     user = batch.users.get(c.user_id)
     if user is None:
-        return USER_GONE
+        return BANNED if c.user_id in batch.banned else USER_GONE
     key: BatchKey | None = None
     if c.idempotency_key is not None:
         key = batch.keys[(c.user_id, c.idempotency_key)]

@@ -52,12 +52,27 @@ class Source:
 TOTAL = Source()
 
 
-def _board(source: Source = TOTAL) -> sa.Select[str, str, int, int]:
+def visible(people: sa.FromClause = users) -> sa.ColumnElement[bool]:
+    """Who is on the public boards: users not deleted and not banned or quarantined."""
+    return sa.and_(people.c.deleted_at.is_(None), people.c.status == "active")
+
+
+def _board(source: Source = TOTAL, also: str | None = None) -> sa.Select[str, str, int, int]:
+    """The list's visible rows; `also`: that user's row too if they are quarantined (hidden
+    from everyone else: API.md section 6)."""
     t = source.table
+    shown = visible()
+    if also is not None:
+        mine = sa.and_(
+            users.c.user_id == also,
+            users.c.deleted_at.is_(None),
+            users.c.status == "quarantined",
+        )
+        shown = sa.or_(shown, mine)
     return (
         sa.select(t.c.user_id, users.c.display_name, t.c.score, t.c.reached_at_us)
         .select_from(t.join(users, users.c.user_id == t.c.user_id))
-        .where(users.c.deleted_at.is_(None), *source.where(t))
+        .where(shown, *source.where(t))
     )
 
 
@@ -144,7 +159,7 @@ async def _joined_here(
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
     names: dict[str, str] = {}
-    active = sa.select(users.c.user_id, users.c.display_name).where(users.c.deleted_at.is_(None))
+    active = sa.select(users.c.user_id, users.c.display_name).where(visible())
     cursor = await driver.execute(*_sql(conn, active))
     while listed := await cursor.fetchmany(size):
         names.update(listed)
@@ -186,9 +201,11 @@ async def standings_of(
 
 
 async def standing_of(
-    conn: AsyncConnection, user_id: str, source: Source = TOTAL
+    conn: AsyncConnection, user_id: str, source: Source = TOTAL, *, hidden: bool = False
 ) -> tuple[Standing, int] | None:
-    """The user's standing and rank, in ONE statement so both come from the same snapshot."""
+    """The user's standing and rank, in ONE statement so both come from the same snapshot.
+    `hidden`: also for a quarantined user, ranked among the visible ones as if they were on
+    the board (what they see of themselves; they are not told)."""
     t = source.table
     others = t.alias("others")
     people = users.alias("people")
@@ -197,14 +214,15 @@ async def standing_of(
         sa.select(sa.func.count())
         .select_from(others.join(people, people.c.user_id == others.c.user_id))
         .where(
-            people.c.deleted_at.is_(None),
+            visible(people),
             *source.where(others),
             ahead_of(others, t.c.score, t.c.reached_at_us, t.c.user_id),
         )
         .correlate(t)
         .scalar_subquery()
     )
-    stmt = _board(source).add_columns(ahead.label("ahead")).where(t.c.user_id == user_id)
+    board = _board(source, also=user_id if hidden else None)
+    stmt = board.add_columns(ahead.label("ahead")).where(t.c.user_id == user_id)
     row = (await conn.execute(stmt)).first()
     if row is None:
         return None

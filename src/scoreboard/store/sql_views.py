@@ -125,9 +125,11 @@ class RankedReads:
             return await sql_standings.standing_of(conn, user_id)
 
     @unit_of_work
-    async def view_standing_of(self, view: View, user_id: str) -> tuple[Standing, int] | None:
+    async def view_standing_of(
+        self, view: View, user_id: str, *, hidden: bool = False
+    ) -> tuple[Standing, int] | None:
         async with self._read() as conn:
-            return await sql_standings.standing_of(conn, user_id, self._source(view))
+            return await sql_standings.standing_of(conn, user_id, self._source(view), hidden=hidden)
 
     @unit_of_work
     async def view_standings_of(self, view: View, user_ids: Sequence[str]) -> list[Standing]:

@@ -1,0 +1,114 @@
+"""Moderation (API.md section 6): ban, unban, quarantine, release, and the admin's view of a
+user. Each action changes the user's status in the store, then every board follows at once
+(the user leaves, or comes back to, every recent view their events counted on, in every
+process: `LeaderboardService.removed` / `restored`), then the action is appended to the admin
+audit log (`audit`).
+
+Rules (decisions, docs/MODERATION.md):
+- ban: the user leaves every board and their writes get 403 `FORBIDDEN` (refused in the very
+  batch that would record them: `Outcome.BANNED`); their events stay in the log.
+- quarantine: hidden from every public board; their writes are still accepted (201), and
+  their own `/leaderboard/me` and event answers show their standing as if they were visible.
+- unban only a banned user, release only a quarantined one (else 409 `CONFLICT`); banning a
+  banned user or quarantining a quarantined one again changes nothing and is still audited.
+- A ban replaces a quarantine (and the other way round): one status at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from scoreboard.domain.errors import ModerationConflict, NotFound, ValidationFailed
+from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.targets import OnBoard
+from scoreboard.store.base import Store, UserRecord
+
+MAX_REASON = 500
+
+# `audit(actor, action, target, reason)`: append one line to the admin audit log.
+Audit = Callable[[str, str, str, str], Awaitable[None]]
+
+STATUS_OF = {"ban": "banned", "quarantine": "quarantined", "unban": "active", "release": "active"}
+UNDOES = {"unban": "banned", "release": "quarantined"}
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    user: UserRecord
+    boards: list[OnBoard]
+    open_flags: int = 0
+
+    def body(self) -> dict[str, object]:
+        return {
+            "user_id": self.user.user_id,
+            "username": self.user.username,
+            "display_name": self.user.display_name,
+            "status": self.user.status,
+            "boards": [
+                {"scope": b.scope, "period": b.period, "score": b.score, "rank": b.rank}
+                for b in self.boards
+            ],
+            "open_flags": self.open_flags,
+        }
+
+
+def check_reason(reason: object) -> str:
+    if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= MAX_REASON:
+        raise ValidationFailed(
+            f"reason must be 1-{MAX_REASON} characters.", details={"field": "reason"}
+        )
+    return reason.strip()
+
+
+class ModerationService:
+    def __init__(self, store: Store, board: LeaderboardService, audit: Audit) -> None:
+        self._store = store
+        self._board = board
+        self._audit = audit
+
+    async def act(self, actor: str, action: str, user_id: str, reason: str) -> UserView:
+        """`action` one of ban, unban, quarantine, release, on `user_id`, by `actor` (an
+        admin's user id or `apikey:NAME`); the user's view afterwards."""
+        reason = check_reason(reason)
+        status = STATUS_OF.get(action)
+        if status is None:
+            raise ValidationFailed(f"unknown moderation action {action!r}.")
+        user = await self._user(user_id)
+        undone = UNDOES.get(action)
+        if undone is not None and user.status != undone:
+            raise ModerationConflict(
+                f"The user is {user.status}, not {undone}: nothing to {action}."
+            )
+        changed = await self._store.set_status(user_id, status)
+        if changed is None:
+            raise NotFound("No such user.")
+        if status == "active":
+            await self._board.restored(user_id)
+        else:
+            await self._board.removed(user_id)
+        await self._audit(actor, action, user_id, reason)
+        return await self.view(user_id)
+
+    async def view(self, user_id: str) -> UserView:
+        """The user's status and their standing on every view they have a row on (`rank` as
+        the public boards show it: None while hidden)."""
+        user = await self._user(user_id)
+        boards = []
+        for view in await self._store.views_of_user(user_id):
+            total = self._board.catalogue.get(view.board_id).is_total
+            row = await self._store.view_row(view, user_id, total)
+            if row is None:
+                continue
+            entry = None
+            if user.status == "active":
+                entry = await self._board.reader(view).entry_of(user_id)
+            rank = None if entry is None else entry.rank
+            boards.append(OnBoard(view.board_id, view.period_id, row[0].score, rank))
+        return UserView(user, boards)
+
+    async def _user(self, user_id: str) -> UserRecord:
+        user = await self._store.get_user(user_id)
+        if user is None or not user.active:
+            raise NotFound("No such user.")
+        return user

@@ -1,0 +1,32 @@
+"""Moderation: each user's status (active, banned, quarantined).
+
+Revision ID: 0007
+Revises: 0003
+Create Date: 2026-12-04
+
+Self-contained on purpose (no import of store/schema.py), like 0001.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(
+            sa.Column("status", sa.String(16), nullable=False, server_default="active")
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("status")

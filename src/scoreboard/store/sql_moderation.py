@@ -1,0 +1,66 @@
+"""`SqlStore`'s moderation: a user's status, and a user's row on one view with its version
+(what putting a user back on a live index needs). A mixin like `store.sql_views.RankedReads`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from scoreboard.domain.boards import View
+from scoreboard.domain.ranking import Standing
+from scoreboard.store.base import UserRecord
+from scoreboard.store.engine import Engines
+from scoreboard.store.guard import Guard, unit_of_work
+from scoreboard.store.records import user_from_row
+from scoreboard.store.schema import board_scores, user_scores, users
+
+STATUSES = frozenset({"active", "banned", "quarantined"})
+
+
+class Moderation:
+    """The moderation methods; `SqlStore` sets the attributes below."""
+
+    _engines: Engines
+    _guard: Guard
+
+    @property
+    def guard(self) -> Guard:
+        return self._guard
+
+    @unit_of_work
+    async def set_status(self, user_id: str, status: str) -> UserRecord | None:
+        """Set an existing (not deleted) user's status; the user afterwards, None if none."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        stmt = (
+            sa.update(users)
+            .where(users.c.user_id == user_id, users.c.deleted_at.is_(None))
+            .values(status=status)
+            .returning(*users.c)
+        )
+        async with self._engines.write.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else user_from_row(row)
+
+    @unit_of_work
+    async def view_row(self, view: View, user_id: str, total: bool) -> tuple[Standing, int] | None:
+        """The user's row on `view` (`total`: the total board's, `user_scores`) as a standing
+        and its version, whatever the user's status; None when they have none."""
+        t = user_scores if total else board_scores
+        stmt = (
+            sa.select(users.c.display_name, t.c.score, t.c.reached_at_us, t.c.version)
+            .select_from(t.join(users, users.c.user_id == t.c.user_id))
+            .where(t.c.user_id == user_id, users.c.deleted_at.is_(None))
+        )
+        if not total:
+            stmt = stmt.where(
+                t.c.board_id == view.board_id,
+                t.c.period_id == view.period_id,
+                t.c.region == view.region,
+            )
+        async with self._engines.read.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            return None
+        standing = Standing(user_id, row.display_name, int(row.score), int(row.reached_at_us))
+        return standing, int(row.version)
