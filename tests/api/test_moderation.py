@@ -1,0 +1,101 @@
+"""Moderation (API.md section 6), at the service: ban, unban, quarantine, release; every board
+follows at once (REST and live); banned writes are refused; a quarantined user still sees
+themselves. On every backend. (The admin routes come with the admin role.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tests.api.conftest import Api
+from tests.api.test_live_boards import connect, settle, token_of
+
+from scoreboard.domain.errors import ModerationConflict, NotFound, ValidationFailed
+from scoreboard.service.moderation import ModerationService
+
+
+def service(api: Api, log: list[tuple[str, str, str, str]]) -> ModerationService:
+    async def audit(actor: str, action: str, target: str, reason: str) -> None:
+        log.append((actor, action, target, reason))
+
+    return ModerationService(api.services.store, api.services.board, audit)
+
+
+async def ids(api: Api, **params: Any) -> list[str]:
+    r = await api.client.get("/api/v1/leaderboard", params={"limit": 100, **params})
+    assert r.status_code == 200, r.text
+    return [item["user_id"] for item in r.json()["items"]]
+
+
+async def test_ban_and_unban_every_board_follows(
+    database_url: str, api_factory: Callable[..., Any]
+) -> None:
+    async with api_factory(database_url) as api:
+        log: list[tuple[str, str, str, str]] = []
+        moderation = service(api, log)
+        cheater, cheater_h = await api.user()
+        honest, honest_h = await api.user()
+        await api.score(cheater_h, "ACHIEVEMENT_UNLOCKED")
+        await api.score(honest_h, "TASK_COMPLETED")
+        async with connect(api, token_of(honest_h), scope="weekly") as (conn, wire):
+            await conn.handle(json.dumps({"type": "subscribe", "scope": "global"}))
+            view = await moderation.act("admin1", "ban", cheater, "forged scores")
+            assert view.user.status == "banned"
+            assert all(b.rank is None for b in view.boards) and view.boards
+            for scope in ("global", "daily", "weekly", "monthly"):
+                assert await ids(api, scope=scope) == [honest], scope
+            r = await api.score(cheater_h)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN"
+            await settle(api)
+            for scope in ("weekly", "global"):
+                assert [i["user_id"] for i in wire.boards(scope)[-1]["items"]] == [honest]
+            with pytest.raises(ModerationConflict):
+                await moderation.act("admin1", "release", cheater, "wrong undo")
+            view = await moderation.act("admin1", "unban", cheater, "appeal upheld")
+            assert view.user.status == "active"
+            for scope in ("global", "daily", "weekly", "monthly"):
+                assert await ids(api, scope=scope) == [cheater, honest], scope
+            assert (await api.score(cheater_h)).status_code == 201
+            await settle(api)
+            assert [i["user_id"] for i in wire.boards("weekly")[-1]["items"]] == [
+                cheater,
+                honest,
+            ]
+        assert [entry[1] for entry in log] == ["ban", "unban"]
+        assert log[0] == ("admin1", "ban", cheater, "forged scores")
+        with pytest.raises(NotFound):
+            await moderation.act("admin1", "ban", "nobody", "x")
+        with pytest.raises(ValidationFailed):
+            await moderation.act("admin1", "ban", cheater, "")
+
+
+async def test_a_quarantined_user_is_hidden_but_sees_themselves(
+    database_url: str, api_factory: Callable[..., Any]
+) -> None:
+    async with api_factory(database_url) as api:
+        moderation = service(api, [])
+        suspect, suspect_h = await api.user()
+        other, other_h = await api.user()
+        await api.score(other_h, "TASK_COMPLETED")
+        await api.score(suspect_h, "ACHIEVEMENT_UNLOCKED")
+        await moderation.act("admin1", "quarantine", suspect, "too fast")
+        assert await ids(api) == [other]
+        assert await ids(api, scope="daily") == [other]
+        r = await api.score(suspect_h, "TASK_COMPLETED")  # still accepted, not told
+        assert r.status_code == 201, r.text
+        assert r.json()["rank"] == 1 and r.json()["new_score"] == 110
+        assert {b["rank"] for b in r.json()["boards"]} == {1}
+        me = (await api.client.get("/api/v1/leaderboard/me", headers=suspect_h)).json()
+        assert (me["score"], me["rank"]) == (110, 1)
+        assert [e["user_id"] for e in me["around_me"]] == [suspect]
+        assert await ids(api) == [other]  # still hidden from everyone else
+        other_me = (await api.client.get("/api/v1/leaderboard/me", headers=other_h)).json()
+        assert other_me["rank"] == 1
+        await moderation.act("admin1", "release", suspect, "false positive")
+        assert await ids(api) == [suspect, other]
+        assert await ids(api, scope="monthly") == [suspect, other]
+        view = await moderation.view(suspect)
+        assert view.user.status == "active"
+        assert {b.scope: (b.score, b.rank) for b in view.boards}["global"] == (110, 1)
