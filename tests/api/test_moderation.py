@@ -12,7 +12,7 @@ import pytest
 from tests.api.conftest import Api
 from tests.api.test_live_boards import connect, settle, token_of
 
-from scoreboard.domain.errors import ModerationConflict, NotFound, ValidationFailed
+from scoreboard.domain.errors import AlreadyVoided, ModerationConflict, NotFound, ValidationFailed
 from scoreboard.service.moderation import ModerationService
 
 
@@ -99,3 +99,46 @@ async def test_a_quarantined_user_is_hidden_but_sees_themselves(
         view = await moderation.view(suspect)
         assert view.user.status == "active"
         assert {b.scope: (b.score, b.rank) for b in view.boards}["global"] == (110, 1)
+
+
+async def test_a_void_recomputes_every_board_it_counted_on(
+    database_url: str, api_factory: Callable[..., Any], tmp_path: Any
+) -> None:
+    from tests.api.test_boards import boards_file
+
+    async with api_factory(database_url, boards_file=boards_file(tmp_path)) as api:
+        log: list[tuple[str, str, str, str]] = []
+        moderation = service(api, log)
+        user, headers = await api.user()
+        other, other_h = await api.user()
+        big = (await api.score(headers, "level_complete")).json()  # 100, counts on quiz_best
+        await api.score(headers, "TASK_COMPLETED")  # 10
+        await api.score(other_h, "ACHIEVEMENT_UNLOCKED")  # 100, quiz_best too
+        assert await ids(api) == [user, other]  # 110 vs 100
+        event = await moderation.void("admin1", big["event_id"], "forged")
+        assert event.points == -100 and event.new_score == 10
+        r = await api.client.get("/api/v1/leaderboard", params={"limit": 10})
+        assert [(i["user_id"], i["score"]) for i in r.json()["items"]] == [
+            (other, 100),
+            (user, 10),
+        ]
+        assert await ids(api, scope="quiz_best") == [other]  # best of the others: none left
+        assert await ids(api, scope="daily") == [other, user]
+        with pytest.raises(AlreadyVoided):
+            await moderation.void("admin1", big["event_id"], "again")
+        with pytest.raises(ValidationFailed):
+            await moderation.void("admin1", event.event_id, "a void of a void")
+        with pytest.raises(NotFound):
+            await moderation.void("admin1", 10**9, "nothing")
+        assert log[-1] == ("admin1", "void", str(big["event_id"]), "forged")
+        # The log was appended to, never changed; a rebuild from it gives the same boards.
+        assert await api.services.store.count_events() == 4
+        await api.services.store.rebuild_board("quiz_best")
+        await api.services.store.rebuild_board("daily")
+        await api.services.board.rebuild()
+        assert await ids(api, scope="quiz_best") == [other]
+        r = await api.client.get("/api/v1/leaderboard", params={"scope": "daily"})
+        assert [(i["user_id"], i["score"]) for i in r.json()["items"]] == [
+            (other, 100),
+            (user, 10),
+        ]

@@ -40,6 +40,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.ActionNotOpen: 409,
     e.UsernameTaken: 409,
     e.ModerationConflict: 409,
+    e.AlreadyVoided: 409,
     e.RateLimited: 429,
     e.ServiceUnavailable: 503,
 }

@@ -79,6 +79,11 @@ class ActionNotOpen(DomainError):
     default_message = "The action is already completed or cancelled."
 
 
+class AlreadyVoided(DomainError):
+    code = "ALREADY_VOIDED"
+    default_message = "This event was voided already."
+
+
 class ModerationConflict(DomainError):
     """A moderation action that does not apply to the user's status (unban a user who is
     not banned, release one who is not quarantined)."""

@@ -35,7 +35,7 @@ from scoreboard.service.targets import (
 from scoreboard.service.topcache import TopCache
 from scoreboard.service.upkeep import IndexKeeper
 from scoreboard.service.views import LiveView, SqlView
-from scoreboard.store.base import EventRecord, Store
+from scoreboard.store.base import BoardStanding, EventRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +300,27 @@ class LeaderboardService(BoardReads):
             await self._live(view).keeper.restore(user_id, standing, version)
             self.cache.invalidate(key)
             await self.publish_change(key)
+
+    async def recomputed(
+        self, user_id: str, boards: Sequence[BoardStanding], left: Sequence[View]
+    ) -> None:
+        """After a committed recompute of one user's rows (a void): their new standings
+        (versioned) and the views they left. Never raises."""
+        now = self.clock()
+        for on in boards:
+            if on.view.key in self._views or self._is_recent(on.view, now):
+                self.cache.invalidate(on.view.key)
+                await self._live(on.view).keeper.update_many([(on.standing, on.version)])
+                self.cache.invalidate(on.view.key)
+                await self.publish_change(on.view.key)
+        for view in left:
+            if view.key in self._views or self._is_recent(view, now):
+                keeper = self._live(view).keeper
+                self.cache.invalidate(view.key)
+                await keeper.remove(user_id)
+                await keeper.restore(user_id, None, 0)  # off this view, not tombstoned
+                self.cache.invalidate(view.key)
+                await self.publish_change(view.key)
 
     async def _their_views(self, user_id: str) -> list[str]:
         """The recent views the user's events counted on, and every live view here."""

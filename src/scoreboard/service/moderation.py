@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from scoreboard.domain.errors import ModerationConflict, NotFound, ValidationFailed
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.targets import OnBoard
-from scoreboard.store.base import Store, UserRecord
+from scoreboard.store.base import EventRecord, Store, UserRecord
 
 MAX_REASON = 500
 
@@ -51,6 +51,12 @@ class UserView:
             ],
             "open_flags": self.open_flags,
         }
+
+
+def source_of(actor: str) -> str:
+    """An event's `source` for an admin action: `apikey:NAME` stays, a user id becomes
+    `admin:<user id>`."""
+    return actor if actor.startswith("apikey:") else f"admin:{actor}"
 
 
 def check_reason(reason: object) -> str:
@@ -89,6 +95,16 @@ class ModerationService:
             await self._board.removed(user_id)
         await self._audit(actor, action, user_id, reason)
         return await self.view(user_id)
+
+    async def void(self, actor: str, event_id: int, reason: str) -> EventRecord:
+        """Void an event (a compensating event; `Store.void_event`); every board it counted
+        on follows at once. The compensating event."""
+        reason = check_reason(reason)
+        voided = await self._store.void_event(event_id, source_of(actor))
+        event = voided.event
+        await self._board.recomputed(event.user_id, voided.boards, voided.left)
+        await self._audit(actor, "void", str(event_id), reason)
+        return event
 
     async def view(self, user_id: str) -> UserView:
         """The user's status and their standing on every view they have a row on (`rank` as

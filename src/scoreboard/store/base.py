@@ -132,6 +132,16 @@ class ScoreOutcome:
     event: EventRecord | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Voided:
+    """A void's outcome: the compensating event, the user's standing afterwards on each view
+    the voided event counted on (`boards`), and the views they left (no event counts there)."""
+
+    event: EventRecord
+    boards: tuple[BoardStanding, ...]
+    left: tuple[View, ...]
+
+
 class Store(Protocol):
     """Durable users, scores, score events (append-only) and idempotency records."""
 
@@ -325,4 +335,11 @@ class Store(Protocol):
     async def view_row(self, view: View, user_id: str, total: bool) -> tuple[Standing, int] | None:
         """The user's row on `view` with its version, whatever their status (`total`: the
         total board's row); None when they have none."""
+        ...
+
+    async def void_event(self, event_id: int, source: str) -> Voided:
+        """Void an event: a compensating event (`points` negated, `voids` = `event_id`,
+        `source`) appended and the user's rows on every view the event counted on, and their
+        total, recomputed without it, in one transaction. `NotFound`, `AlreadyVoided` (also
+        when a concurrent void won), `ValidationFailed` for a compensating event."""
         ...

@@ -117,7 +117,10 @@ score_events = sa.Table(
     # events recorded before migration 0002 (see `store/sql_rebuild.py`).
     sa.Column("region", sa.String(64), nullable=True),
     sa.Column("at_us", sa.BigInteger(), nullable=True),
+    # A compensating event (a void, API.md section 6) names the event it voids: at most one.
+    sa.Column("voids", sa.BigInteger(), nullable=True),
     sa.Index("ix_score_events_user_id", "user_id"),
+    sa.Index("ux_score_events_voids", "voids", unique=True),
     # Event ids only grow, even on SQLite: the audit log never reuses an id.
     sqlite_autoincrement=True,
 )

@@ -4,17 +4,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
-from scoreboard.domain.boards import View
+from scoreboard.domain.boards import BoardCatalogue, View
+from scoreboard.domain.errors import AlreadyVoided
 from scoreboard.domain.ranking import Standing
-from scoreboard.store.base import UserRecord
+from scoreboard.store.base import UserRecord, Voided
 from scoreboard.store.engine import Engines
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.records import user_from_row
 from scoreboard.store.schema import board_scores, user_scores, users
+from scoreboard.store.sql_void import void
 
 STATUSES = frozenset({"active", "banned", "quarantined"})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Moderation:
@@ -22,6 +30,7 @@ class Moderation:
 
     _engines: Engines
     _guard: Guard
+    _boards: BoardCatalogue
 
     @property
     def guard(self) -> Guard:
@@ -41,6 +50,20 @@ class Moderation:
         async with self._engines.write.begin() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else user_from_row(row)
+
+    @unit_of_work
+    async def void_event(self, event_id: int, source: str) -> Voided:
+        """Void an event: its compensation appended, the user's rows recomputed, in one
+        transaction (`store.sql_void`)."""
+        catalogue = self._boards
+        now = _now()
+        async with self._engines.write.begin() as conn:
+            try:
+                return await conn.run_sync(
+                    lambda sync: void(sync, catalogue, event_id, source, now)
+                )
+            except sa.exc.IntegrityError:  # a concurrent void of the same event won
+                raise AlreadyVoided() from None
 
     @unit_of_work
     async def view_row(self, view: View, user_id: str, total: bool) -> tuple[Standing, int] | None:

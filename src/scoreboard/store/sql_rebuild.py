@@ -90,12 +90,14 @@ Row = tuple[str, str, str, str, int, int, int]  # board_scores, in `sql_boards.C
 
 
 def _events(conn: sa.Connection, board: Board) -> Iterator[Event]:
-    """The events that may count on the board, of active users, by user then event id."""
+    """The events that may count on the board, of active users, by user then event id: a
+    voided event and its compensation do not count (`store/sql_void.py`)."""
     e = score_events
+    voided = sa.select(e.c.voids).where(e.c.voids.is_not(None))
     stmt = (
         sa.select(e.c.user_id, e.c.action_type, e.c.points, e.c.region, e.c.at_us, e.c.created_at)
         .select_from(e.join(users, users.c.user_id == e.c.user_id))
-        .where(users.c.deleted_at.is_(None))
+        .where(users.c.deleted_at.is_(None), e.c.voids.is_(None), e.c.id.not_in(voided))
         .order_by(e.c.user_id, e.c.id)
     )
     if board.actions is not None:

@@ -1,4 +1,5 @@
-"""Moderation: each user's status (active, banned, quarantined).
+"""Moderation: each user's status (active, banned, quarantined), and the event a compensating
+event voids (unique: an event is voided at most once).
 
 Revision ID: 0007
 Revises: 0003
@@ -25,8 +26,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("status", sa.String(16), nullable=False, server_default="active")
         )
+    op.add_column("score_events", sa.Column("voids", sa.BigInteger(), nullable=True))
+    op.create_index("ux_score_events_voids", "score_events", ["voids"], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ux_score_events_voids", "score_events")
+    op.drop_column("score_events", "voids")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("status")
