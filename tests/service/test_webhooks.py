@@ -24,6 +24,7 @@ from scoreboard.store.migrate import run_migrations
 from scoreboard.store.outbox import Attempt
 from scoreboard.store.schema import webhook_outbox
 from scoreboard.store.sql import SqlStore
+from scoreboard.store.sql_outbox import enqueue
 
 SECRET = "whsec-test"
 
@@ -76,6 +77,27 @@ async def test_a_dedupe_key_is_enqueued_once(store: SqlStore) -> None:
     assert None not in unkeyed and len({first, *unkeyed}) == 3
     row = await outbox_row(store, first)
     assert row.payload == {"user_id": "u1"} and row.attempts == 0
+
+
+async def test_enqueue_commits_with_its_cause_or_not_at_all(store: SqlStore) -> None:
+    """What moderation does: the webhook inside the (sync) transaction of its cause."""
+
+    def ban(conn: sa.Connection, then_fail: bool) -> str | None:
+        written = enqueue(conn, "user.banned", {"user_id": "u1"}, dedupe_key="ban:u1:1")
+        if then_fail:
+            raise RuntimeError("the cause failed")
+        return written
+
+    with pytest.raises(RuntimeError):
+        async with store._engines.write.begin() as conn:
+            await conn.run_sync(ban, True)
+    async with store._engines.read.connect() as conn:
+        assert (await conn.execute(sa.select(webhook_outbox))).all() == []
+    async with store._engines.write.begin() as conn:
+        webhook_id = await conn.run_sync(ban, False)
+    assert webhook_id is not None and (await outbox_row(store, webhook_id)).type == "user.banned"
+    async with store._engines.write.begin() as conn:
+        assert await conn.run_sync(ban, False) is None  # the key is taken
 
 
 async def test_a_claim_is_leased_and_a_stale_outcome_is_ignored(store: SqlStore) -> None:
