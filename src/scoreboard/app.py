@@ -20,7 +20,7 @@ from opentelemetry.trace import Tracer
 
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
-from scoreboard.api import boards, compat, docs_pages, errors, openapi, ops, v1, ws
+from scoreboard.api import boards, compat, docs_pages, errors, openapi, ops, v1, webhooks, ws
 from scoreboard.api.hot import HotRoutes
 from scoreboard.api.middleware import RequestLayer
 from scoreboard.backends import Backends, open_backends
@@ -48,6 +48,7 @@ from scoreboard.service.scoring import ScoringService
 from scoreboard.service.targets import Clock, system_clock
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
+from scoreboard.service.webhooks import WebhookService
 from scoreboard.single import serving_alone
 from scoreboard.store.guard import Guard
 from scoreboard.tracing import provider_from_environment, traced, tracer_of
@@ -158,6 +159,9 @@ def build_services(
         ),
         profiles=ProfileService(backends.store, board, avatars),
         friends=FriendService(backends.store),
+        webhooks=WebhookService.from_settings(
+            settings, backends.store, backends.boards, clock, metrics.webhook_delivery
+        ),
         redis_ping=backends.redis_ping,
     )
 
@@ -208,6 +212,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     hub.start()
     board.start()
     live.start()
+    services.webhooks.start()
     await services.broker.start(live.on_message, live.on_resync)
     maintainer = asyncio.create_task(_maintain(services), name="index-maintainer")
     # Everything start-up made (modules, the app, an in-memory index of the whole board)
@@ -220,6 +225,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         maintainer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await maintainer
+        await services.webhooks.close()
         await live.close()
         await hub.close()
         await services.committer.close()
@@ -282,6 +288,7 @@ def create_app(
     app.include_router(v1.router)
     app.include_router(boards.router)
     app.include_router(ops.router)
+    app.include_router(webhooks.router)
     ws.add_live_route(app, "/ws/leaderboard", "canonical")
     compat.install(app)
     _mount_web(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     # The cached top-N (pre-encoded) answers reads for at most this long between changes.
     top_cache_seconds: float = Field(2.0, ge=0, le=60)
 
+    # Signed webhooks (docs/WEBHOOKS.md): where the service POSTs `period.closed`,
+    # `user.flagged` and `user.banned`, and the HMAC-SHA256 key that signs them. Both or
+    # neither; unset, no webhook is sent.
+    webhook_url: str = ""
+    webhook_secret: str = ""
+
     @field_validator(
         "rate_limit_score",
         "rate_limit_login",
@@ -115,6 +121,28 @@ class Settings(BaseSettings):
         if value or info.field_name != "rate_limit_points":  # only the budget may be empty
             parse_many(value)
         return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _valid_webhook_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_paired(self) -> Settings:
+        if bool(self.webhook_url) != bool(self.webhook_secret):
+            raise ValueError(
+                "SCOREBOARD_WEBHOOK_URL and SCOREBOARD_WEBHOOK_SECRET: set both or neither"
+            )
+        return self
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        return bool(self.webhook_url)
 
     @field_validator("boards_file")
     @classmethod

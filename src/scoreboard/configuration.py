@@ -32,7 +32,9 @@ RETIRED = {
     "queue any more)",
 }
 # Their values are never echoed in an error.
-SECRET_FIELDS = frozenset({"jwt_secret", "database_url", "redis_url"})
+SECRET_FIELDS = frozenset(
+    {"jwt_secret", "database_url", "redis_url", "webhook_url", "webhook_secret"}
+)
 
 
 class ConfigError(Exception):

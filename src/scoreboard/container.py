@@ -22,6 +22,7 @@ from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.live import Live
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
+from scoreboard.service.webhooks import WebhookService
 from scoreboard.store.base import Store
 
 
@@ -45,4 +46,5 @@ class Services:
     profiles: ProfileService
     friends: FriendService
     live: Live
+    webhooks: WebhookService
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured

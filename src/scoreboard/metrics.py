@@ -19,6 +19,9 @@ from scoreboard import __version__
 
 # The score events' outcomes (`score_event`): every scoring route's answer is one of these.
 OUTCOMES = ("recorded", "replayed", "conflict", "rate_limited", "refused")
+# How a webhook delivery attempt ended (`webhook_delivery`): delivered (2xx), retried later,
+# or failed (the last attempt of one that is given up).
+WEBHOOK_OUTCOMES = ("delivered", "retried", "failed")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
@@ -116,6 +119,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "scoreboard_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome",
+            ["outcome"],
+            registry=r,
+        )
 
         # (method, route, status) -> its two children: `labels()` validates and locks on
         # every call, a measurable share of a fast request. It holds no more than the metrics
@@ -149,6 +158,10 @@ class Metrics:
 
     def backend_error(self, backend: str, operation: str) -> None:
         self.backend_errors.labels(backend, operation).inc()
+
+    def webhook_delivery(self, outcome: str) -> None:
+        """One delivery attempt (`service.outbox.OutboxWorker`'s hook), `WEBHOOK_OUTCOMES`."""
+        self.webhook_deliveries.labels(outcome).inc()
 
     def rebuilt(self, outcome: str) -> None:
         self.index_rebuilds.labels(outcome).inc()

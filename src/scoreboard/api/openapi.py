@@ -32,6 +32,7 @@ CANONICAL_TAGS = [
     ("leaderboard", "The boards (time windows, regions), their pages and your own standing."),
     ("friends", "Your friends list, for the friends leaderboard."),
     ("operations", "Liveness, readiness and Prometheus metrics."),
+    ("admin", "For admins: moderation, audit and the webhook delivery log."),
 ]
 COMPAT_PREFIX = "compat: "
 COMPAT_DESCRIPTION = (

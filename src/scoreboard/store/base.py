@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from scoreboard.domain.boards import View
 from scoreboard.domain.ranking import Standing
+from scoreboard.store.outbox import Attempt, DeliveryRecord, OutboxEntry
 
 ActionStatus = Literal["started", "completed", "cancelled"]
 
@@ -342,4 +343,34 @@ class Store(Protocol):
         `source`) appended and the user's rows on every view the event counted on, and their
         total, recomputed without it, in one transaction. `NotFound`, `AlreadyVoided` (also
         when a concurrent void won), `ValidationFailed` for a compensating event."""
+        ...
+
+    # -- webhook outbox (API.md section 6; the SQL: `store/sql_outbox.py`) ---------------------
+    async def enqueue_webhook(
+        self, type: str, data: Mapping[str, Any], dedupe_key: str | None = None
+    ) -> str | None:
+        """Append a webhook to the outbox in a transaction of its own, due at once: its id,
+        or None when a webhook with `dedupe_key` already exists (then nothing is written).
+        Inside another store transaction, use `store.sql_outbox.enqueue` instead."""
+        ...
+
+    async def claim_webhooks(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxEntry]:
+        """Up to `limit` pending webhooks due at `now`, soonest first, each leased until
+        `lease_until` (its attempt counted): no other claimer, in any process, gets it
+        before the lease ends (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so claimers never wait
+        for each other). A lease that ends unsettled (a crash) makes the webhook due again."""
+        ...
+
+    async def settle_webhook(self, attempt: Attempt) -> None:
+        """Log the attempt and record its outcome, in one transaction. The outcome is
+        ignored when the webhook was claimed again since (its lease ended first)."""
+        ...
+
+    async def webhook_deliveries(
+        self, limit: int, before: int | None = None
+    ) -> list[DeliveryRecord]:
+        """The delivery log, newest first: at most `limit` attempts with an id below
+        `before` (None: from the newest)."""
         ...

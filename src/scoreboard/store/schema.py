@@ -200,3 +200,39 @@ friends = sa.Table(
     sa.Column("friend_id", user_id_type(), sa.ForeignKey("users.user_id"), primary_key=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# Signed webhooks (docs/WEBHOOKS.md): the durable outbox, written in the transaction of what
+# caused each webhook, and every delivery attempt. A row is pending while `next_attempt_at`
+# is set (a claimed row's is its lease), delivered once `delivered_at` is, given up (failed,
+# kept) when neither is. `dedupe_key` makes an enqueue idempotent (`period.closed:<board>:
+# <period>`); NULL keys never conflict.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # the payload's `id`: receivers dedupe
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("dedupe_key", sa.String(200), nullable=True, unique=True),
+    sa.Column("payload", JSON_TYPE, nullable=False),  # the payload's `data`
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("delivered_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+)
+# The due rows, soonest first (`claim`).
+sa.Index("ix_webhook_outbox_next_attempt_at", webhook_outbox.c.next_attempt_at)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", event_id_type(), primary_key=True, autoincrement=True),
+    sa.Column("outbox_id", sa.String(32), sa.ForeignKey("webhook_outbox.id"), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),  # None: no answer (the error says)
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("duration_ms", sa.Integer(), nullable=False),
+    sqlite_autoincrement=True,  # ids only grow: the log's cursor never sees one reused
+)
+# A webhook's attempts (the admin log reads by id, newest first: the primary key).
+sa.Index("ix_webhook_deliveries_outbox_id", webhook_deliveries.c.outbox_id)

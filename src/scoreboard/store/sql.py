@@ -23,6 +23,9 @@ Beyond the protocol's contract (see `store/base.py`):
 The action lifecycle of the compatibility routes (`start_action`, `get_action`,
 `cancel_action`, `mark_suspicious`): an action is completed by `record_events` with
 `ScoreCommand.action_id` set, atomically with its points.
+
+The webhook outbox (`Outbox`, `store/sql_outbox.py`): claims lease rows, so no transaction
+stays open while a webhook is sent.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema import score_events, users
 from scoreboard.store.sql_friends import Friends
 from scoreboard.store.sql_moderation import Moderation
+from scoreboard.store.sql_outbox import Outbox
 from scoreboard.store.sql_prune import Pruning
 from scoreboard.store.sql_scores import record_batch
 from scoreboard.store.sql_views import RankedReads
@@ -60,7 +64,7 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning, Moderation):
+class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox):
     """Durable users, scores, score events (append-only), idempotency records, actions and
     the rows of every board (the reads: `RankedReads`)."""
 
