@@ -22,10 +22,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(
-            sa.Column("status", sa.String(16), nullable=False, server_default="active")
-        )
+    # A plain ADD COLUMN with a default, also on SQLite (no table copy: other tables'
+    # foreign keys point at users).
+    op.add_column(
+        "users", sa.Column("status", sa.String(16), nullable=False, server_default="active")
+    )
     op.add_column("score_events", sa.Column("voids", sa.BigInteger(), nullable=True))
     op.create_index("ux_score_events_voids", "score_events", ["voids"], unique=True)
 
@@ -33,5 +34,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ux_score_events_voids", "score_events")
     op.drop_column("score_events", "voids")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("status")
+    op.drop_column("users", "status")
