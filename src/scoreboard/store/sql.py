@@ -44,6 +44,7 @@ from scoreboard.store.base import ActionRecord, ScoreCommand, ScoreOutcome, Stor
 from scoreboard.store.engine import Engines, create_engines
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema import score_events, users
+from scoreboard.store.sql_admin import Admin
 from scoreboard.store.sql_friends import Friends
 from scoreboard.store.sql_prune import Pruning
 from scoreboard.store.sql_scores import record_batch
@@ -59,9 +60,10 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning):
+class SqlStore(RankedReads, Friends, Pruning, Admin):
     """Durable users, scores, score events (append-only), idempotency records, actions and
-    the rows of every board (the reads: `RankedReads`)."""
+    the rows of every board (the reads: `RankedReads`); API keys, roles and the admin audit
+    log (`Admin`)."""
 
     def __init__(
         self,
