@@ -39,6 +39,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.IdempotencyConflict: 409,
     e.ActionNotOpen: 409,
     e.UsernameTaken: 409,
+    e.NameTaken: 409,
     e.RateLimited: 429,
     e.ServiceUnavailable: 503,
 }

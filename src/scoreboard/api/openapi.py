@@ -31,6 +31,7 @@ CANONICAL_TAGS = [
     ("scores", "The action catalogue and score events (the server decides the points)."),
     ("leaderboard", "The boards (time windows, regions), their pages and your own standing."),
     ("friends", "Your friends list, for the friends leaderboard."),
+    ("admin", "For admins (the admin role, or an admin API key): the admin audit log."),
     ("operations", "Liveness, readiness and Prometheus metrics."),
 ]
 COMPAT_PREFIX = "compat: "
