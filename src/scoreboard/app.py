@@ -20,7 +20,19 @@ from opentelemetry.trace import Tracer
 
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
-from scoreboard.api import boards, compat, docs_pages, errors, openapi, ops, v1, webhooks, ws
+from scoreboard.api import (
+    admin,
+    boards,
+    compat,
+    docs_pages,
+    errors,
+    openapi,
+    ops,
+    server_writes,
+    v1,
+    webhooks,
+    ws,
+)
 from scoreboard.api.hot import HotRoutes
 from scoreboard.api.middleware import RequestLayer
 from scoreboard.backends import Backends, open_backends
@@ -35,6 +47,8 @@ from scoreboard.realtime.dialects_compat import compat_dialects
 from scoreboard.realtime.hub import Hub
 from scoreboard.redact import install_log_redaction
 from scoreboard.service.actions import ActionService
+from scoreboard.service.apikeys import ApiKeys
+from scoreboard.service.audit import AuditLog
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.friends import FriendService
@@ -44,7 +58,9 @@ from scoreboard.service.limits import CountedLimiter
 from scoreboard.service.live import Live
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.profiles import ProfileService
+from scoreboard.service.roles import RoleService
 from scoreboard.service.scoring import ScoringService
+from scoreboard.service.server_writes import ServerWrites
 from scoreboard.service.targets import Clock, system_clock
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
@@ -162,6 +178,12 @@ def build_services(
         webhooks=WebhookService.from_settings(
             settings, backends.store, backends.boards, clock, metrics.webhook_delivery
         ),
+        apikeys=ApiKeys(
+            backends.store, identity.authenticate, cache_seconds=settings.account_cache_seconds
+        ),
+        audit=AuditLog(backends.store),
+        roles=RoleService(backends.store),
+        server_writes=ServerWrites(backends.store, scoring),
         redis_ping=backends.redis_ping,
     )
 
@@ -287,6 +309,8 @@ def create_app(
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(boards.router)
+    app.include_router(server_writes.router)
+    app.include_router(admin.router)
     app.include_router(ops.router)
     app.include_router(webhooks.router)
     ws.add_live_route(app, "/ws/leaderboard", "canonical")

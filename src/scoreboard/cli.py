@@ -1,4 +1,5 @@
-"""Command line: `scoreboard serve | migrate | reindex | token | check | demo`.
+"""Command line: `scoreboard serve | migrate | reindex | token | check | demo`, and
+`apikey` and `user` (`scoreboard.cli_admin`).
 
 Every command reads its settings through `settings()`: a bad value is one line naming the
 variable and exit status 2, an unknown `SCOREBOARD_*` variable a warning (see
@@ -23,7 +24,7 @@ from scoreboard.configuration import (
 )
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.redact import redact_url
-from scoreboard.store.base import Store
+from scoreboard.store.base import Store, UserRecord
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -292,17 +293,17 @@ def token(
 
     current = settings()
     require_database(current)
-    user_id = asyncio.run(_existing_user(current, username, by_id=by_id))
-    if user_id is None:
+    user = asyncio.run(_existing_user(current, username, by_id=by_id))
+    if user is None:
         kind = "user id" if by_id else "username"
         console.print(f"[red]no account with {kind} {username!r}[/]", highlight=False)
         raise typer.Exit(1)
     issuer = TokenIssuer.from_settings(current, load_or_create_secret(current))
-    typer.echo(issuer.issue(user_id)[0])
+    typer.echo(issuer.issue(user.user_id, user.roles)[0])
 
 
-async def _existing_user(current: Settings, name: str, *, by_id: bool) -> str | None:
-    """The user id of a live (not deleted) account, or None."""
+async def _existing_user(current: Settings, name: str, *, by_id: bool) -> UserRecord | None:
+    """A live (not deleted) account, or None."""
     from scoreboard.backends import open_store
 
     store = await open_store(current)
@@ -310,7 +311,7 @@ async def _existing_user(current: Settings, name: str, *, by_id: bool) -> str | 
         user = await (store.get_user(name) if by_id else store.get_user_by_username(name))
     finally:
         await store.close()
-    return user.user_id if user is not None and user.active else None
+    return user if user is not None and user.active else None
 
 
 @app.command()
@@ -339,6 +340,13 @@ def check() -> None:
 
 def main() -> None:
     app()
+
+
+# Last: the sub-commands use this module's `settings` and `require_database`.
+from scoreboard.cli_admin import apikey_app, user_app  # noqa: E402
+
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(user_app, name="user")
 
 
 @app.command()

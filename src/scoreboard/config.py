@@ -29,8 +29,12 @@ class Settings(BaseSettings):
     external_issuer: str = ""
     external_audience: str = ""
     external_algorithms: list[str] = ["RS256", "ES256"]
+    # The external token's claim that makes its holder an admin when it holds
+    # `scoreboard:admin` (a list, or space-separated values). service/roles.py.
+    external_admin_claim: str = Field("roles", min_length=1, max_length=128)
     # How long a process may go on authenticating an account deleted by another process (on
-    # reads only: writes check the account in their transaction). docs/SECURITY.md.
+    # reads only: writes check the account in their transaction), a demoted admin's token, or
+    # a revoked API key (service/roles.py, service/apikeys.py). docs/SECURITY.md.
     account_cache_seconds: float = Field(30.0, ge=0, le=300)
     # Sign-in capacity (service/passwords.py): hashing threads (0: cores - 1, 1 to 4), how
     # many more sign-ins may wait for one, and how long a sign-in waits before a 503.

@@ -14,6 +14,8 @@ from scoreboard.realtime.base import Broker, RankIndexes, RateLimiter
 from scoreboard.realtime.dialects import DialectRegistry
 from scoreboard.realtime.hub import Hub
 from scoreboard.service.actions import ActionService
+from scoreboard.service.apikeys import ApiKeys
+from scoreboard.service.audit import AuditLog
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.friends import FriendService
@@ -21,7 +23,9 @@ from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.live import Live
 from scoreboard.service.profiles import ProfileService
+from scoreboard.service.roles import RoleService
 from scoreboard.service.scoring import ScoringService
+from scoreboard.service.server_writes import ServerWrites
 from scoreboard.service.webhooks import WebhookService
 from scoreboard.store.base import Store
 
@@ -47,4 +51,8 @@ class Services:
     friends: FriendService
     live: Live
     webhooks: WebhookService
+    apikeys: ApiKeys  # API keys; `apikeys.caller` authenticates a key or a user's token
+    audit: AuditLog
+    roles: RoleService
+    server_writes: ServerWrites
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured

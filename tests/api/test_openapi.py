@@ -30,6 +30,8 @@ EXPECTED = {
     "GET /api/v1/users/me/friends": {200, 401, 503},
     "PUT /api/v1/users/me/friends/{user_id}": {204, 401, 404, 503},
     "DELETE /api/v1/users/me/friends/{user_id}": {204, 401, 503},
+    "POST /api/v1/users/{user_id}/score-events": {200, 201, 401, 403, 404, 409, 429, 503},
+    "GET /api/v1/admin/audit": {200, 401, 403, 503},
     "GET /healthz": {200},
     "GET /readyz": {200, 503},
     "GET /metrics": {200},
@@ -140,19 +142,19 @@ async def test_operation_ids_are_clean_and_unique(document: dict[str, Any]) -> N
 
 async def test_compatibility_routes_are_tagged_and_grouped_apart(document: dict[str, Any]) -> None:
     names = [tag["name"] for tag in document["tags"]]
-    ours = ["identity", "scores", "leaderboard", "friends", "operations", "admin"]
-    n = len(ours)
-    assert names[:n] == ours
-    assert all(name.startswith("compat: ") for name in names[n:]) and len(names) > n
+    canonical_tags = ["identity", "scores", "leaderboard", "friends", "admin", "operations"]
+    count = len(canonical_tags)
+    assert names[:count] == canonical_tags
+    assert all(name.startswith("compat: ") for name in names[count:]) and len(names) > count
     assert all(tag["description"] for tag in document["tags"])
     groups = {group["name"]: group["tags"] for group in document["x-tagGroups"]}
-    assert groups["Canonical API (/api/v1)"] == names[:n]
-    assert groups["Compatibility routes"] == names[n:]
+    assert groups["Canonical API (/api/v1)"] == names[:count]
+    assert groups["Compatibility routes"] == names[count:]
     for path, operations in document["paths"].items():
         for operation in operations.values():
             canonical = path.startswith("/api/v1/") and "compat" not in operation["operationId"]
             ops_route = path in {"/healthz", "/readyz", "/metrics"}
-            assert (operation["tags"][0] in names[:n]) == (canonical or ops_route), path
+            assert (operation["tags"][0] in names[:count]) == (canonical or ops_route), path
 
 
 async def test_document_is_byte_identical_to_the_one_before_the_hot_routes(
@@ -161,7 +163,8 @@ async def test_document_is_byte_identical_to_the_one_before_the_hot_routes(
     """Issue 10: the hot routes (`api/hot.py`) answer ahead of FastAPI, whose routes stay the
     document; `fixtures/openapi.json` is the reviewed document (saved before the hot routes
     existed, then regenerated for issue 13's security scheme, operation ids and tags, and for
-    issue 11's boards, periods, regions and friends, and for issue 12's webhook delivery log):
+    issue 11's boards, periods, regions and friends, and for issue 12's server writes and admin
+    audit log):
     a change to it is a deliberate one."""
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"

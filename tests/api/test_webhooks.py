@@ -19,7 +19,7 @@ from tests.api.clock import FakeClock
 from tests.api.conftest import Api, make_settings
 from tests.service.webhook_receiver import Receiver, receiving
 
-from scoreboard.api.admin_deps import require_admin
+from scoreboard.api.deps import get_admin
 from scoreboard.app import create_app
 from scoreboard.domain.times import utcnow
 from scoreboard.store.outbox import Attempt
@@ -146,7 +146,7 @@ async def test_the_delivery_log_pages_newest_first(api: Api) -> None:
     """As an admin (principals have no roles yet: the guard is stood in for)."""
     user_id, headers = await api.user()
     principal = await api.services.identity.authenticate(headers["Authorization"][7:])
-    api.app.dependency_overrides[require_admin] = lambda: principal
+    api.app.dependency_overrides[get_admin] = lambda: principal
     store = api.services.store
     webhook_id = await store.enqueue_webhook("user.banned", {"user_id": user_id}) or ""
     for n in (1, 2, 3):

@@ -33,6 +33,8 @@ TABLES = {
     "friends",
     "webhook_outbox",
     "webhook_deliveries",
+    "api_keys",
+    "admin_audit",
 }
 WEBHOOK_TABLES = {"webhook_outbox", "webhook_deliveries"}  # no user id column
 
@@ -145,7 +147,13 @@ async def test_user_ids_sort_in_byte_order_on_postgresql(fresh_pg_url: str) -> N
         return {(row[0], row[1]) for row in rows}
 
     found = await inspect(fresh_pg_url, collations)
-    assert {table for table, _ in found} == TABLES - {"board_defs", *WEBHOOK_TABLES}
+    no_user_id = {"board_defs", "api_keys", "admin_audit", *WEBHOOK_TABLES}
+    assert {table for table, _ in found} == TABLES - no_user_id
+        "board_defs",
+        "api_keys",
+        "admin_audit",
+        *WEBHOOK_TABLES,
+    }
     assert {collation for _, collation in found} == {"C"}
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from scoreboard.container import Services
-from scoreboard.domain.errors import Unauthenticated
+from scoreboard.domain.errors import Forbidden, Unauthenticated
 from scoreboard.service.identity import Principal
 
 
@@ -39,6 +39,28 @@ async def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """A user's token or an API key (`ApiKeys.caller`): routes that take both."""
+    services: Services = request.app.state.services
+    return await services.apikeys.caller(bearer_token(authorization))
+
+
+CallerDep = Annotated[Principal, Depends(get_caller)]
+
+
+async def get_admin(caller: CallerDep) -> Principal:
+    """An admin: a user holding the admin role (`service.roles`) or an admin API key. No or
+    a bad token → 401 (from `get_caller`); anyone else → 403 `FORBIDDEN`."""
+    if not caller.is_admin:
+        raise Forbidden("This route is for admins.")
+    return caller
+
+
+AdminDep = Annotated[Principal, Depends(get_admin)]
 
 
 async def client_address(request: Request) -> str:

@@ -31,8 +31,12 @@ CANONICAL_TAGS = [
     ("scores", "The action catalogue and score events (the server decides the points)."),
     ("leaderboard", "The boards (time windows, regions), their pages and your own standing."),
     ("friends", "Your friends list, for the friends leaderboard."),
+    (
+        "admin",
+        "For admins (the admin role, or an admin API key): moderation, the admin "
+        "audit log, the webhook delivery log.",
+    ),
     ("operations", "Liveness, readiness and Prometheus metrics."),
-    ("admin", "For admins: moderation, audit and the webhook delivery log."),
 ]
 COMPAT_PREFIX = "compat: "
 COMPAT_DESCRIPTION = (

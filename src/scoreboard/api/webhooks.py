@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from scoreboard.api.admin_deps import AdminDep
-from scoreboard.api.deps import ServicesDep
+from scoreboard.api.deps import AdminDep, ServicesDep
 from scoreboard.api.schemas import errors
 from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.times import rfc3339

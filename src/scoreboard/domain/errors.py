@@ -97,6 +97,11 @@ class UsernameTaken(DomainError):
     default_message = "That username is taken."
 
 
+class NameTaken(DomainError):
+    code = "NAME_TAKEN"
+    default_message = "That name is taken."
+
+
 class RateLimited(DomainError):
     code = "RATE_LIMITED"
     default_message = "Too many requests."

@@ -29,6 +29,9 @@ class Claims:
     external: bool
     name: str | None = None
     preferred_username: str | None = None
+    # Built-in: the token's `roles`; external: {"admin"} when the identity provider's admin
+    # claim holds `scoreboard:admin` (`service.roles` decides what they grant).
+    roles: frozenset[str] = frozenset()
 
 
 _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -67,7 +70,26 @@ def _check_dates(payload: dict[str, Any]) -> None:
             raise Unauthenticated(f"Authentication token's '{name}' claim is not a number.")
 
 
-def claims_of(payload: dict[str, Any], *, external: bool) -> Claims:
+EXTERNAL_ADMIN_VALUE = "scoreboard:admin"
+
+
+def roles_of(payload: dict[str, Any], *, external: bool, admin_claim: str) -> frozenset[str]:
+    """Built-in tokens list their roles (`"roles": ["admin"]`). An external token is an
+    admin's when its `admin_claim` holds `scoreboard:admin`: a list of strings, or one string
+    of space-separated values (OAuth's `scope` style); anything else grants nothing."""
+    if not external:
+        value = payload.get("roles")
+        return (
+            frozenset(v for v in value if isinstance(v, str))
+            if isinstance(value, list)
+            else frozenset()
+        )
+    value = payload.get(admin_claim)
+    values = value.split() if isinstance(value, str) else value if isinstance(value, list) else []
+    return frozenset({"admin"}) if EXTERNAL_ADMIN_VALUE in values else frozenset()
+
+
+def claims_of(payload: dict[str, Any], *, external: bool, admin_claim: str = "roles") -> Claims:
     _check_dates(payload)
     subject = payload["sub"]
     if not isinstance(subject, str) or not subject.strip():
@@ -79,6 +101,7 @@ def claims_of(payload: dict[str, Any], *, external: bool) -> Claims:
         external=external,
         name=_text(payload.get("name")),
         preferred_username=_text(payload.get("preferred_username")),
+        roles=roles_of(payload, external=external, admin_claim=admin_claim),
     )
 
 

@@ -21,7 +21,6 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from scoreboard.domain.errors import (
     InvalidCredentials,
@@ -33,6 +32,8 @@ from scoreboard.domain.errors import (
 from scoreboard.realtime.base import RateLimiter
 from scoreboard.service.limits import enforce
 from scoreboard.service.passwords import PasswordHasher
+from scoreboard.service.principal import Principal as Principal
+from scoreboard.service.roles import granted_roles
 from scoreboard.service.tokens import Claims, TokenIssuer, TokenVerifier
 from scoreboard.store.base import Store, UserRecord
 
@@ -44,16 +45,6 @@ PROVISION_ATTEMPTS = 5
 # Accounts of external identities are cached by subject (`<issuer>|<sub>`) under this prefix;
 # user ids never contain '|'.
 EXTERNAL_KEY = "ext|"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller of one request or WebSocket connection."""
-
-    user_id: str
-    display_name: str
-    expires_at: float  # epoch seconds; a live connection is closed when it passes
-    external: bool
 
 
 def check_username(username: str) -> str:
@@ -218,7 +209,7 @@ class IdentityService:
         secret = password if isinstance(password, str) else ""
         if not await self._hasher.check(secret, stored_hash) or user is None:
             raise InvalidCredentials()
-        return self._issuer.issue(user.user_id)
+        return self._issuer.issue(user.user_id, user.roles)
 
     async def authenticate(self, token: str) -> Principal:
         """The caller behind a bearer token; `Unauthenticated` when it is not a live account.
@@ -236,7 +227,8 @@ class IdentityService:
             user = await self._accounts.get(claims.subject, self._store.get_user)
         if user is None or not user.active:
             raise Unauthenticated("The account behind this token no longer exists.")
-        return Principal(user.user_id, user.display_name, claims.expires_at, claims.external)
+        roles = granted_roles(claims, user)
+        return Principal(user.user_id, user.display_name, claims.expires_at, claims.external, roles)
 
     async def delete_me(self, user_id: str) -> None:
         """Delete the account; its score events stay in the audit log."""

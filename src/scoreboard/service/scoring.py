@@ -142,14 +142,20 @@ class ScoringService:
         idempotency_key: str | None = None,
         increment: int | None = None,
         action_id: str | None = None,
+        source: str = "user",
     ) -> ScoreResult:
-        """Validate, rate limit, commit (group commit) and publish one score event."""
+        """Validate, rate limit, commit (group commit) and publish one score event.
+
+        `source` is kept on the event: "user" (the user's own token), "apikey:NAME" (a server
+        write, `service.server_writes`), "admin:USER". It changes nothing else: the points,
+        the user's idempotency keys and rate limits are the same whoever writes."""
+        args = (user_id, action_type, idempotency_key, increment, action_id, source)
         if self._on_event is None:
-            return await self._record(user_id, action_type, idempotency_key, increment, action_id)
+            return await self._record(*args)
         key = self._catalogue.default_action_type if action_type is None else action_type
         label = key if key in self._known else "unknown"
         try:
-            result = await self._record(user_id, action_type, idempotency_key, increment, action_id)
+            result = await self._record(*args)
         except DomainError as error:
             self._on_event(label, _outcome(error))
             raise
@@ -163,6 +169,7 @@ class ScoringService:
         idempotency_key: str | None,
         increment: int | None,
         action_id: str | None,
+        source: str,
     ) -> ScoreResult:
         rule = self._catalogue.get(action_type)
         if action_id is None:
@@ -178,6 +185,7 @@ class ScoringService:
             request_hash=request_hash(rule.action_type, points, increment is not None),
             at_us=self._board.clock(),
             action_id=action_id,
+            source=source,
         )
         # The committer hands each committed batch to the board (one index update and one
         # change notice per batch) and answers with the rank the index gave.

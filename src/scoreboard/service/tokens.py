@@ -16,7 +16,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from scoreboard.config import Settings
 from scoreboard.domain.errors import ServiceUnavailable, Unauthenticated
 from scoreboard.service.claims import Claims as Claims
 from scoreboard.service.claims import VerifiedTokens, claims_of, expiry_deadline, rejected
+from scoreboard.service.principal import API_KEY_PREFIX
 
 BUILTIN_ALGORITHM = "HS256"
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -90,16 +91,20 @@ class TokenIssuer:
     def from_settings(cls, settings: Settings, secret: str) -> TokenIssuer:
         return cls(secret, issuer=settings.jwt_issuer, ttl_seconds=settings.token_ttl_seconds)
 
-    def issue(self, user_id: str) -> tuple[str, int]:
-        """A signed token for `user_id` and its lifetime in seconds (the `expires_in` field)."""
+    def issue(self, user_id: str, roles: Iterable[str] = ()) -> tuple[str, int]:
+        """A signed token for `user_id` and its lifetime in seconds (the `expires_in` field).
+        `roles` (the account's, e.g. "admin") are listed in a `roles` claim when there are
+        any; a token grants them only while the account holds them (`service.roles`)."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self._issuer,
             "sub": user_id,
             "iat": now,
             "exp": now + self._ttl,
             "jti": uuid.uuid4().hex,  # lets a log line or a future deny-list name one token
         }
+        if roles:
+            claims["roles"] = sorted(roles)
         return jwt.encode(claims, self._secret, algorithm=BUILTIN_ALGORITHM), self._ttl
 
 
@@ -146,6 +151,7 @@ class TokenVerifier:
         external_leeway: float = 30.0,
         cache_size: int = 65_536,
         clock: Callable[[], float] = time.time,
+        admin_claim: str = "roles",
     ) -> None:
         if provider is not None and provider.issuer == issuer:
             # One issuer name with two kinds of key would let either vouch for the other.
@@ -164,6 +170,7 @@ class TokenVerifier:
         self._keys: dict[str, tuple[PyJWK, float]] = {}
         self._clock = clock
         self._verified = VerifiedTokens(cache_size, clock)
+        self._admin_claim = admin_claim  # the external token's claim naming its roles
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: str) -> TokenVerifier:
@@ -175,7 +182,12 @@ class TokenVerifier:
                 audience=settings.external_audience,
                 algorithms=frozenset(settings.external_algorithms),
             )
-        return cls(secret, issuer=settings.jwt_issuer, provider=provider)
+        return cls(
+            secret,
+            issuer=settings.jwt_issuer,
+            provider=provider,
+            admin_claim=settings.external_admin_claim,
+        )
 
     async def verify(self, token: str) -> Claims:
         """The token's claims, or `Unauthenticated` saying why it is refused."""
@@ -231,7 +243,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise rejected(exc) from exc
-        return claims_of(payload, external=True)
+        return claims_of(payload, external=True, admin_claim=self._admin_claim)
 
     async def _signing_key(self, kid: Any) -> tuple[PyJWK, float]:
         """The key and until when (monotonic) it is trusted without asking the JWKS again."""
@@ -266,4 +278,9 @@ def _unverified_header(token: str) -> dict[str, Any]:
     try:
         return jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
+        if token.startswith(API_KEY_PREFIX):
+            raise Unauthenticated(
+                "An API key does not sign in as a user: it is accepted by the server-write"
+                " and admin routes only."
+            ) from exc
         raise Unauthenticated("Malformed authentication token.") from exc

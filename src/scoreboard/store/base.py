@@ -59,6 +59,7 @@ class UserRecord:
     region: str | None = None
     external_subject: str | None = None
     status: str = "active"  # active | banned | quarantined (moderation)
+    roles: frozenset[str] = frozenset()  # "admin" (`scoreboard user promote`)
 
     @property
     def active(self) -> bool:
@@ -81,6 +82,49 @@ class ScoreCommand:
     # transaction; None for plain score events.
     action_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Who writes the event, kept on it: "user", "apikey:NAME" (a server write), "admin:USER".
+    source: str = "user"
+
+
+ApiKeyRole = Literal["scorer", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: its name, role and the SHA-256 (hex) of the key, never the key."""
+
+    name: str
+    role: ApiKeyRole
+    key_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin action to append: who (`actor`: a user id or `apikey:NAME`), what, on what."""
+
+    actor: str
+    action: str
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An appended admin action: the entry, its id (ids only grow) and when."""
+
+    audit_id: int
+    actor: str
+    action: str
+    target: str
+    reason: str
+    created_at: datetime
 
 
 class Outcome(Enum):
@@ -373,4 +417,44 @@ class Store(Protocol):
     ) -> list[DeliveryRecord]:
         """The delivery log, newest first: at most `limit` attempts with an id below
         `before` (None: from the newest)."""
+
+    # -- API keys, roles, the admin audit log (API.md section 6; store/sql_admin.py) ----------
+    async def create_api_key(self, name: str, role: ApiKeyRole, key_hash: str) -> ApiKeyRecord:
+        """Store a new key. A name in use (revoked keys included) → `NameTaken`."""
+        ...
+
+    async def revoke_api_key(self, name: str) -> ApiKeyRecord | None:
+        """Mark the key revoked (idempotent: an already revoked key keeps its first time);
+        None when there is no key of that name."""
+        ...
+
+    async def api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones included, by name."""
+        ...
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this hash (revoked included, see `ApiKeyRecord.active`), or None.
+        A read: a flood of unknown keys never takes the write lock."""
+        ...
+
+    async def touch_api_key(self, name: str) -> None:
+        """Set the key's `last_used_at` to now."""
+        ...
+
+    async def set_role(
+        self, user_id: str, role: str, granted: bool, audit: AuditEntry
+    ) -> UserRecord | None:
+        """Grant (or withdraw) `role` to the active user `user_id` and append `audit`, in
+        one transaction; the user as it now is, or None (nothing written) when there is no
+        such active user. Granting a role held already writes the audit entry all the same:
+        the log records what was asked."""
+        ...
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        """Append one admin action (its own transaction; inside another store transaction
+        use `store.sql_admin.append_audit(conn, ...)`)."""
+        ...
+
+    async def audit_page(self, limit: int, before: int | None = None) -> list[AuditRecord]:
+        """At most `limit` audit records, newest first, with `audit_id` < `before` if given."""
         ...

@@ -7,7 +7,15 @@ from typing import Any, cast
 from sqlalchemy import Row
 
 from scoreboard.domain.ranking import Standing
-from scoreboard.store.base import ActionRecord, ActionStatus, EventRecord, UserRecord
+from scoreboard.store.base import (
+    ActionRecord,
+    ActionStatus,
+    ApiKeyRecord,
+    ApiKeyRole,
+    AuditRecord,
+    EventRecord,
+    UserRecord,
+)
 
 
 def user_from_row(row: Row[Any]) -> UserRecord:
@@ -22,7 +30,17 @@ def user_from_row(row: Row[Any]) -> UserRecord:
         region=row.region,
         external_subject=row.external_subject,
         status=row.status,
+        roles=parse_roles(row.roles),
     )
+
+
+def parse_roles(text: str | None) -> frozenset[str]:
+    """`users.roles`: comma-separated, "" for none."""
+    return frozenset(part for part in (text or "").split(",") if part)
+
+
+def format_roles(roles: frozenset[str]) -> str:
+    return ",".join(sorted(roles))
 
 
 def action_from_row(row: Row[Any]) -> ActionRecord:
@@ -56,4 +74,26 @@ def event_from_row(row: Row[Any]) -> EventRecord:
         version=int(row.version),
         created_at=row.created_at,
         region=row.region,
+    )
+
+
+def api_key_from_row(row: Row[Any]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        name=row.name,
+        role=cast(ApiKeyRole, row.role),
+        key_hash=row.key_hash,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+def audit_from_row(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        audit_id=int(row.audit_id),
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        reason=row.reason,
+        created_at=row.created_at,
     )

@@ -74,6 +74,8 @@ users = sa.Table(
     # Moderation (API.md section 6): active | banned | quarantined. Only active users are on
     # the public boards; banned users' writes are refused.
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    # Comma-separated roles ("admin"), "" for none (migration 0005; service/roles.py).
+    sa.Column("roles", sa.String(256), nullable=False, server_default=""),
 )
 
 user_scores = sa.Table(
@@ -119,6 +121,9 @@ score_events = sa.Table(
     sa.Column("at_us", sa.BigInteger(), nullable=True),
     # A compensating event (a void, API.md section 6) names the event it voids: at most one.
     sa.Column("voids", sa.BigInteger(), nullable=True),
+    # Who wrote the event: "user", "apikey:NAME" or "admin:USER"; NULL on events recorded
+    # before migration 0005 (all of them by their user).
+    sa.Column("source", sa.String(96), nullable=True),
     sa.Index("ix_score_events_user_id", "user_id"),
     sa.Index("ux_score_events_voids", "voids", unique=True),
     # Event ids only grow, even on SQLite: the audit log never reuses an id.
@@ -236,3 +241,32 @@ webhook_deliveries = sa.Table(
 )
 # A webhook's attempts (the admin log reads by id, newest first: the primary key).
 sa.Index("ix_webhook_deliveries_outbox_id", webhook_deliveries.c.outbox_id)
+# API keys of the site's backends (`scoreboard apikey create`): the key itself is never stored,
+# only the SHA-256 of it (service/apikeys.py says why that is enough). Revoked keys stay, so a
+# name is never reused for another key and the audit log's `apikey:NAME` keeps one meaning.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    # Refreshed when a serving process looks the key up (at most once per cache period).
+    sa.Column("last_used_at", UtcDateTime(), nullable=True),
+    sa.CheckConstraint("role IN ('scorer', 'admin')", name="role"),
+)
+
+# Every admin action (API.md section 6): append-only, enforced by triggers (migration 0005),
+# as on `score_events`.
+admin_audit = sa.Table(
+    "admin_audit",
+    metadata,
+    sa.Column("audit_id", event_id_type(), primary_key=True, autoincrement=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(256), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)

@@ -47,6 +47,7 @@ from scoreboard.store.base import ActionRecord, ScoreCommand, ScoreOutcome, Stor
 from scoreboard.store.engine import Engines, create_engines
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema import score_events, users
+from scoreboard.store.sql_admin import Admin
 from scoreboard.store.sql_friends import Friends
 from scoreboard.store.sql_moderation import Moderation
 from scoreboard.store.sql_outbox import Outbox
@@ -64,9 +65,10 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox):
+class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin):
     """Durable users, scores, score events (append-only), idempotency records, actions and
-    the rows of every board (the reads: `RankedReads`)."""
+    the rows of every board (the reads: `RankedReads`); API keys, roles and the admin audit
+    log (`Admin`)."""
 
     def __init__(
         self,

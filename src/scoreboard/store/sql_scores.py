@@ -248,6 +248,7 @@ def _insert_events(batch: Batch, events: list[NewEvent]) -> None:
             "created_at": batch.now,
             "region": e.region,
             "at_us": e.at_us,
+            "source": e.command.source,
         }
         for e in events
     ]

@@ -1,0 +1,76 @@
+"""The admin audit log (API.md section 6): every admin action appended, read newest first.
+
+Append-only: nothing updates or deletes an entry (the database refuses it too, migration
+0005). `AuditLog.append` is its own transaction; a store transaction that acts on an admin's
+behalf appends in the same transaction instead, with `store.sql_admin.append_audit(conn, ...)`
+(as `Store.set_role` does), so the log holds exactly the actions that happened.
+
+Paging: `page(limit, cursor)` answers `limit` entries and an opaque `next_cursor` (base64url of
+the last entry's id; None at the end). Ids only grow, so a cursor stays valid whatever is
+appended after it was handed out, and entries appended meanwhile show on the first page only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from scoreboard.domain.errors import ValidationFailed
+from scoreboard.store.base import AuditEntry, AuditRecord, Store
+
+ACTIONS = frozenset(
+    {"ban", "unban", "quarantine", "release", "void", "adjust", "resolve_flag", "promote", "demote"}
+)
+MAX_LIMIT = 100
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    items: list[AuditRecord]
+    next_cursor: str | None
+
+
+def encode_cursor(audit_id: int) -> str:
+    return base64.urlsafe_b64encode(str(audit_id).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The audit id a cursor names; `ValidationFailed` for anything `encode_cursor` did not
+    make."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not text.isdigit() or len(text) > 19 or encode_cursor(int(text)) != cursor:
+        raise ValidationFailed(
+            "cursor is not one this API handed out.", details={"field": "cursor"}
+        )
+    return int(text)
+
+
+class AuditLog:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def append(self, actor: str, action: str, target: str, reason: str) -> AuditRecord:
+        """Append one admin action. `action` is one of `ACTIONS`; `reason` at most 500."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")  # a caller's bug, not input
+        if len(reason) > MAX_REASON:
+            raise ValidationFailed(
+                f"reason must be at most {MAX_REASON} characters.", details={"field": "reason"}
+            )
+        return await self._store.append_audit(AuditEntry(actor, action, target, reason))
+
+    async def page(self, limit: int = 50, cursor: str | None = None) -> AuditPage:
+        """Newest first; `limit` 1-100, `cursor` from a previous page's `next_cursor`."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValidationFailed(f"limit must be 1 to {MAX_LIMIT}.", details={"field": "limit"})
+        before = None if cursor is None else decode_cursor(cursor)
+        # One more than asked tells whether there is a next page without a second query.
+        rows = await self._store.audit_page(limit + 1, before)
+        items = rows[:limit]
+        more = len(rows) > limit
+        return AuditPage(items, encode_cursor(items[-1].audit_id) if more else None)
