@@ -26,6 +26,7 @@ from scoreboard.api import (
     compat,
     docs_pages,
     errors,
+    moderation,
     openapi,
     ops,
     server_writes,
@@ -56,6 +57,7 @@ from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.limits import CountedLimiter
 from scoreboard.service.live import Live
+from scoreboard.service.moderation import ModerationService
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.roles import RoleService
@@ -154,6 +156,11 @@ def build_services(
     )
     dialects = DialectRegistry([CanonicalDialect(), *compat_dialects(avatars.avatars)])
     live = Live(board, hub, dialects, identity.authenticate, require_auth=settings.ws_require_auth)
+    audit = AuditLog(backends.store)
+
+    async def audited(actor: str, action: str, target: str, reason: str) -> None:
+        await audit.append(actor, action, target, reason)
+
     return Services(
         settings=settings,
         catalogue=catalogue,
@@ -181,7 +188,8 @@ def build_services(
         apikeys=ApiKeys(
             backends.store, identity.authenticate, cache_seconds=settings.account_cache_seconds
         ),
-        audit=AuditLog(backends.store),
+        audit=audit,
+        moderation=ModerationService(backends.store, board, audited, scoring),
         roles=RoleService(backends.store),
         server_writes=ServerWrites(backends.store, scoring),
         redis_ping=backends.redis_ping,
@@ -311,6 +319,7 @@ def create_app(
     app.include_router(boards.router)
     app.include_router(server_writes.router)
     app.include_router(admin.router)
+    app.include_router(moderation.router)
     app.include_router(ops.router)
     app.include_router(webhooks.router)
     ws.add_live_route(app, "/ws/leaderboard", "canonical")

@@ -22,6 +22,7 @@ from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.live import Live
+from scoreboard.service.moderation import ModerationService
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.roles import RoleService
 from scoreboard.service.scoring import ScoringService
@@ -53,6 +54,7 @@ class Services:
     webhooks: WebhookService
     apikeys: ApiKeys  # API keys; `apikeys.caller` authenticates a key or a user's token
     audit: AuditLog
+    moderation: ModerationService
     roles: RoleService
     server_writes: ServerWrites
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured

@@ -45,6 +45,13 @@ EXPECTED = {
     "POST /api/v1/scores/update": {200, 401, 409, 429, 503},
     "GET /api/v1/leaderboard/top10": {200, 503},
     "GET /api/v1/admin/webhooks": {200, 401, 403, 503},
+    "POST /api/v1/admin/users/{user_id}/ban": {200, 401, 403, 404, 409, 503},
+    "POST /api/v1/admin/users/{user_id}/unban": {200, 401, 403, 404, 409, 503},
+    "POST /api/v1/admin/users/{user_id}/quarantine": {200, 401, 403, 404, 409, 503},
+    "POST /api/v1/admin/users/{user_id}/release": {200, 401, 403, 404, 409, 503},
+    "POST /api/v1/admin/users/{user_id}/adjust": {201, 401, 403, 404, 409, 503},
+    "GET /api/v1/admin/users/{user_id}": {200, 401, 403, 404, 503},
+    "POST /api/v1/admin/events/{event_id}/void": {200, 401, 403, 404, 409, 503},
 }
 STYLE = {
     "/api/score/update": "Error002003",

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 from scoreboard.domain.errors import ModerationConflict, NotFound, ValidationFailed
 from scoreboard.service.leaderboard import LeaderboardService
+from scoreboard.service.scoring import ScoreResult, ScoringService
 from scoreboard.service.targets import OnBoard
-from scoreboard.store.base import EventRecord, Store, UserRecord
+from scoreboard.store.base import EventRecord, Outcome, Store, UserRecord
 
 MAX_REASON = 500
+MAX_ADJUST = 1_000_000
 
 # `audit(actor, action, target, reason)`: append one line to the admin audit log.
 Audit = Callable[[str, str, str, str], Awaitable[None]]
@@ -68,10 +70,39 @@ def check_reason(reason: object) -> str:
 
 
 class ModerationService:
-    def __init__(self, store: Store, board: LeaderboardService, audit: Audit) -> None:
+    def __init__(
+        self,
+        store: Store,
+        board: LeaderboardService,
+        audit: Audit,
+        scoring: ScoringService | None = None,
+    ) -> None:
         self._store = store
         self._board = board
         self._audit = audit
+        self._scoring = scoring
+
+    async def adjust(self, actor: str, user_id: str, points: int, reason: str) -> ScoreResult:
+        """Add `points` (non-zero, |points| <= 1,000,000) to the user's score on every board
+        counting all actions, in the current period; the adjustment event's result."""
+        reason = check_reason(reason)
+        if type(points) is not int or points == 0 or abs(points) > MAX_ADJUST:
+            raise ValidationFailed(
+                f"points must be a non-zero integer within ±{MAX_ADJUST:,}.",
+                details={"field": "points"},
+            )
+        assert self._scoring is not None, "adjust needs the scoring service"
+        await self._user(user_id)
+        answer = await self._scoring.adjust(user_id, points, source_of(actor))
+        if answer.outcome is Outcome.BANNED:
+            raise ModerationConflict("The user is banned: unban them first to adjust.")
+        if answer.outcome is Outcome.CONFLICT:
+            raise ValidationFailed("The score would leave the 64-bit range.")
+        if answer.outcome is not Outcome.RECORDED or answer.event is None:
+            raise NotFound("No such user.")
+        result = await self._scoring.answered(answer)
+        await self._audit(actor, "adjust", user_id, reason)
+        return result
 
     async def act(self, actor: str, action: str, user_id: str, reason: str) -> UserView:
         """`action` one of ban, unban, quarantine, release, on `user_id`, by `actor` (an

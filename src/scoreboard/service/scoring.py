@@ -38,6 +38,8 @@ from scoreboard.service.targets import OnBoard
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
 
 MAX_KEY_LENGTH = 255
+# The action type of an admin's adjustment: in no catalogue, so on no board filtering actions.
+ADJUSTMENT = "ADJUSTMENT"
 
 # `on_event(action, outcome)`: every `record` answer, once. `action` is the catalogue's action
 # type, "unknown" for one the catalogue does not know (a client's string never becomes a
@@ -196,6 +198,24 @@ class ScoringService:
             raise Forbidden("This account is banned: its score events are refused.")
         if answer.outcome is Outcome.USER_GONE or answer.event is None:
             raise Unauthenticated("The user of this token no longer exists.")
+        return await self.answered(answer)
+
+    async def adjust(self, user_id: str, points: int, source: str) -> Committed:
+        """An admin's adjustment (`service.moderation`): `points` (either sign) for the user,
+        no catalogue, no rate limit, counted on every board that counts all actions in the
+        current period. The committer's answer (`answered` turns it into a result)."""
+        command = ScoreCommand(
+            user_id=user_id,
+            action_type=ADJUSTMENT,
+            points=points,
+            at_us=self._board.clock(),
+            source=source,
+        )
+        return await self._committer.submit(command)
+
+    async def answered(self, answer: Committed) -> ScoreResult:
+        """A recorded (or replayed) event's result: its ranks on every board it counts on."""
+        assert answer.event is not None
         boards = await self._boards(answer)
         total = self._board.catalogue.total
         rank = next((b.rank for b in boards if total and b.scope == total.board_id), None)
