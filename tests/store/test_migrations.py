@@ -31,6 +31,7 @@ TABLES = {
     "board_scores",
     "board_defs",
     "friends",
+    "refresh_tokens",
 }
 
 

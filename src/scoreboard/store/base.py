@@ -130,6 +130,18 @@ class ScoreOutcome:
     event: EventRecord | None = None
 
 
+RotationOutcome = Literal["rotated", "reused", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What `Store.rotate_refresh_token` did: "rotated" (and whose token it was), "reused"
+    (the token had been exchanged before: its family is now revoked) or "refused"."""
+
+    outcome: RotationOutcome
+    user: UserRecord | None = None
+
+
 class Store(Protocol):
     """Durable users, scores, score events (append-only) and idempotency records."""
 
@@ -303,4 +315,31 @@ class Store(Protocol):
     async def prune_periods(self, board_id: str, before: str, batch: int = 1000) -> int:
         """Delete the board rows of `board_id`'s periods whose id sorts before `before`, in
         transactions of at most `batch` rows (never a long lock); how many were deleted."""
+        ...
+
+    # -- sessions (API.md section 6, "Sessions"; store/sql_sessions.py) ------------------------
+    async def add_refresh_token(
+        self,
+        token_hash: str,
+        *,
+        family_id: str,
+        user_id: str,
+        created_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        """Store a new refresh token (by its hash) opening or continuing `family_id`."""
+        ...
+
+    async def rotate_refresh_token(
+        self, token_hash: str, new_hash: str, *, now: datetime, expires_at: datetime
+    ) -> Rotation:
+        """Exchange a live token for `new_hash` (same family), in one transaction: "rotated"
+        when it was unused, not revoked, not expired at `now`, its user active and no token
+        of its family revoked; of concurrent exchanges of one token exactly one rotates.
+        An already used token: its whole family revoked, "reused". Otherwise "refused"."""
+        ...
+
+    async def revoke_refresh_family(self, token_hash: str, *, now: datetime) -> bool:
+        """Revoke every token of the family of `token_hash`; False when no such token. A
+        rotation committed concurrently cannot escape it: rotating checks the family."""
         ...

@@ -194,3 +194,19 @@ friends = sa.Table(
     sa.Column("friend_id", user_id_type(), sa.ForeignKey("users.user_id"), primary_key=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# Refresh tokens (API.md section 6, "Sessions"; service/sessions.py): a token is stored only as
+# its SHA-256 (hex); a family is one login's chain of rotations, revoked as a whole.
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family_id", sa.String(32), nullable=False),
+    sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime(), nullable=True),  # rotated: it was exchanged once
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),  # logout, or reuse detected
+    sa.Index("ix_refresh_tokens_family_id", "family_id"),
+    sa.Index("ix_refresh_tokens_user_id", "user_id"),
+)

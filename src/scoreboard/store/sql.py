@@ -47,6 +47,7 @@ from scoreboard.store.schema import score_events, users
 from scoreboard.store.sql_friends import Friends
 from scoreboard.store.sql_prune import Pruning
 from scoreboard.store.sql_scores import record_batch
+from scoreboard.store.sql_sessions import Sessions
 from scoreboard.store.sql_views import RankedReads
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,9 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning):
+class SqlStore(RankedReads, Friends, Pruning, Sessions):
     """Durable users, scores, score events (append-only), idempotency records, actions and
-    the rows of every board (the reads: `RankedReads`)."""
+    the rows of every board (the reads: `RankedReads`), friends lists and refresh tokens."""
 
     def __init__(
         self,
