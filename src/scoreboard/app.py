@@ -20,7 +20,7 @@ from opentelemetry.trace import Tracer
 
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
-from scoreboard.api import boards, compat, docs_pages, errors, openapi, ops, v1, ws
+from scoreboard.api import boards, compat, docs_pages, errors, openapi, ops, sessions, v1, ws
 from scoreboard.api.hot import HotRoutes
 from scoreboard.api.middleware import RequestLayer
 from scoreboard.backends import Backends, open_backends
@@ -45,6 +45,7 @@ from scoreboard.service.live import Live
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
+from scoreboard.service.sessions import SessionService
 from scoreboard.service.targets import Clock, system_clock
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
@@ -148,6 +149,14 @@ def build_services(
         board=board,
         scoring=scoring,
         identity=identity,
+        sessions=SessionService(
+            backends.store,
+            identity,
+            limiter,
+            settings.rate_limit_refresh,
+            settings.refresh_ttl_seconds,
+            clock,
+        ),
         hub=hub,
         dialects=dialects,
         live=live,
@@ -280,6 +289,7 @@ def create_app(
     app.state.tracer = tracer = tracer_of(provider)
     errors.install(app)
     app.include_router(v1.router)
+    app.include_router(sessions.router)
     app.include_router(boards.router)
     app.include_router(ops.router)
     ws.add_live_route(app, "/ws/leaderboard", "canonical")

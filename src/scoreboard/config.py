@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     password_hash_threads: int = Field(0, ge=0, le=64)
     password_hash_queue: int = Field(16, ge=0, le=10_000)
     password_hash_wait_seconds: float = Field(1.0, ge=0, le=60)
+    # Sessions (service/sessions.py): each refresh token lives this long from its issue (a
+    # refresh issues the next one, so a session ends after this long unused).
+    refresh_ttl_seconds: int = Field(30 * 24 * 3600, ge=1, le=400 * 24 * 3600)
 
     # Rules and limits.
     actions_file: Path | None = None  # JSON action catalogue; default catalogue when unset
@@ -48,6 +51,7 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"  # per (username, client address) pair
     rate_limit_login_address: str = "30/minute"  # per client address, any usernames
     rate_limit_register: str = "20/hour"
+    rate_limit_refresh: str = "30/minute"  # per client address: refreshes and logouts together
     # Points a user may gain per window on every scoring route together; empty: derived from
     # rate_limit_score x the catalogue's highest points (60/minute x 100 = 6000/minute).
     rate_limit_points: str = ""
@@ -106,6 +110,7 @@ class Settings(BaseSettings):
         "rate_limit_login",
         "rate_limit_login_address",
         "rate_limit_register",
+        "rate_limit_refresh",
         "rate_limit_points",
     )
     @classmethod

@@ -22,6 +22,7 @@ from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.live import Live
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.scoring import ScoringService
+from scoreboard.service.sessions import SessionService
 from scoreboard.store.base import Store
 
 
@@ -37,6 +38,7 @@ class Services:
     board: LeaderboardService
     scoring: ScoringService
     identity: IdentityService
+    sessions: SessionService  # refresh tokens and logout
     hub: Hub
     dialects: DialectRegistry
     metrics: Metrics
