@@ -20,7 +20,7 @@ from opentelemetry.trace import Tracer
 
 from scoreboard import __version__
 from scoreboard.aio import resume_cancel
-from scoreboard.api import boards, compat, docs_pages, errors, openapi, ops, sessions, v1, ws
+from scoreboard.api import boards, compat, cors, docs_pages, errors, openapi, ops, sessions, v1, ws
 from scoreboard.api.hot import HotRoutes
 from scoreboard.api.middleware import RequestLayer
 from scoreboard.backends import Backends, open_backends
@@ -304,6 +304,7 @@ def create_app(
         observe=metrics.observe_request,
         tracer=tracer,
     )
+    cors.install(app, settings.cors_origins)  # around every HTTP answer, the layer's own too
     # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
     app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)
     openapi.install(app)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from scoreboard.domain.boards import BoardCatalogue
@@ -96,6 +98,10 @@ class Settings(BaseSettings):
     max_connections_per_address: int = Field(256, ge=0)
     max_websockets_per_address: int = Field(128, ge=0)
 
+    # Browsers on these origins may call the HTTP API (api/cors.py): comma-separated, each
+    # `scheme://host[:port]` as a browser sends it in `Origin`; empty: no CORS at all.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
     # On SIGTERM, `/readyz` answers 503 this long before the server stops (scoreboard.drain).
     drain_seconds: float = Field(5.0, ge=0, le=600)
 
@@ -121,6 +127,15 @@ class Settings(BaseSettings):
             parse_many(value)
         return value
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _valid_origins(cls, value: Any) -> tuple[str, ...]:
+        """Each origin in the form browsers send (lowercase, no default port), or one line
+        saying which entry is wrong and why."""
+        entries = value.split(",") if isinstance(value, str) else list(value)
+        origins = [_origin(str(entry).strip()) for entry in entries if str(entry).strip()]
+        return tuple(dict.fromkeys(origins))
+
     @field_validator("boards_file")
     @classmethod
     def _valid_boards(cls, value: Path | None) -> Path | None:
@@ -142,3 +157,39 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'scoreboard.db').resolve()}"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _origin(text: str) -> str:
+    """`text` as the `Origin` header a browser would send for it; ValueError naming what is
+    wrong. No wildcard and no `null`: a browser's origin is matched exactly."""
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"{text!r} is not an origin: {why} (write scheme://host[:port])")
+
+    if "*" in text:
+        raise refuse("no wildcards, list every origin")
+    parts = urlsplit(text.lower())
+    if parts.scheme not in DEFAULT_PORTS or not parts.netloc:
+        raise refuse("the scheme must be http or https")
+    if parts.path or parts.query or parts.fragment or "?" in text or "#" in text:
+        raise refuse("no path (not even '/'), query or fragment")
+    if parts.username is not None or parts.password is not None:
+        raise refuse("no user name or password")
+    try:
+        port = parts.port
+    except ValueError:
+        raise refuse("the port must be a number from 1 to 65535") from None
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address: the brackets were taken off
+        host = f"[{host}]"
+    elif not HOST.fullmatch(host):
+        raise refuse(f"{host!r} is not a host name")
+    if port == 0:
+        raise refuse("the port must be a number from 1 to 65535")
+    if port is None or port == DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
