@@ -24,12 +24,14 @@ from scoreboard.api import (
     admin,
     boards,
     compat,
+    cors,
     docs_pages,
     errors,
     moderation,
     openapi,
     ops,
     server_writes,
+    sessions,
     v1,
     webhooks,
     ws,
@@ -63,6 +65,7 @@ from scoreboard.service.profiles import ProfileService
 from scoreboard.service.roles import RoleService
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.server_writes import ServerWrites
+from scoreboard.service.sessions import SessionService
 from scoreboard.service.targets import Clock, system_clock
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
@@ -172,6 +175,14 @@ def build_services(
         board=board,
         scoring=scoring,
         identity=identity,
+        sessions=SessionService(
+            backends.store,
+            identity,
+            limiter,
+            settings.rate_limit_refresh,
+            settings.refresh_ttl_seconds,
+            clock,
+        ),
         hub=hub,
         dialects=dialects,
         live=live,
@@ -316,6 +327,7 @@ def create_app(
     app.state.tracer = tracer = tracer_of(provider)
     errors.install(app)
     app.include_router(v1.router)
+    app.include_router(sessions.router)
     app.include_router(boards.router)
     app.include_router(server_writes.router)
     app.include_router(admin.router)
@@ -334,6 +346,7 @@ def create_app(
         observe=metrics.observe_request,
         tracer=tracer,
     )
+    cors.install(app, settings.cors_origins)  # around every HTTP answer, the layer's own too
     # Outermost of ours, so it is handed the server's own `send` (see ws.SendBuffer).
     app.add_middleware(ws.SendBuffer, max_bytes=settings.ws_socket_send_buffer_bytes)
     openapi.install(app)

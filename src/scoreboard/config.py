@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from scoreboard.domain.boards import BoardCatalogue
@@ -41,6 +43,9 @@ class Settings(BaseSettings):
     password_hash_threads: int = Field(0, ge=0, le=64)
     password_hash_queue: int = Field(16, ge=0, le=10_000)
     password_hash_wait_seconds: float = Field(1.0, ge=0, le=60)
+    # Sessions (service/sessions.py): each refresh token lives this long from its issue (a
+    # refresh issues the next one, so a session ends after this long unused).
+    refresh_ttl_seconds: int = Field(30 * 24 * 3600, ge=1, le=400 * 24 * 3600)
 
     # Rules and limits.
     actions_file: Path | None = None  # JSON action catalogue; default catalogue when unset
@@ -52,6 +57,7 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"  # per (username, client address) pair
     rate_limit_login_address: str = "30/minute"  # per client address, any usernames
     rate_limit_register: str = "20/hour"
+    rate_limit_refresh: str = "30/minute"  # per client address: refreshes and logouts together
     # Points a user may gain per window on every scoring route together; empty: derived from
     # rate_limit_score x the catalogue's highest points (60/minute x 100 = 6000/minute).
     rate_limit_points: str = ""
@@ -96,6 +102,10 @@ class Settings(BaseSettings):
     max_connections_per_address: int = Field(256, ge=0)
     max_websockets_per_address: int = Field(128, ge=0)
 
+    # Browsers on these origins may call the HTTP API (api/cors.py): comma-separated, each
+    # `scheme://host[:port]` as a browser sends it in `Origin`; empty: no CORS at all.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
     # On SIGTERM, `/readyz` answers 503 this long before the server stops (scoreboard.drain).
     drain_seconds: float = Field(5.0, ge=0, le=600)
 
@@ -116,6 +126,7 @@ class Settings(BaseSettings):
         "rate_limit_login",
         "rate_limit_login_address",
         "rate_limit_register",
+        "rate_limit_refresh",
         "rate_limit_points",
     )
     @classmethod
@@ -148,6 +159,15 @@ class Settings(BaseSettings):
     def webhooks_enabled(self) -> bool:
         return bool(self.webhook_url)
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _valid_origins(cls, value: Any) -> tuple[str, ...]:
+        """Each origin in the form browsers send (lowercase, no default port), or one line
+        saying which entry is wrong and why."""
+        entries = value.split(",") if isinstance(value, str) else list(value)
+        origins = [_origin(str(entry).strip()) for entry in entries if str(entry).strip()]
+        return tuple(dict.fromkeys(origins))
+
     @field_validator("boards_file")
     @classmethod
     def _valid_boards(cls, value: Path | None) -> Path | None:
@@ -169,3 +189,39 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'scoreboard.db').resolve()}"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _origin(text: str) -> str:
+    """`text` as the `Origin` header a browser would send for it; ValueError naming what is
+    wrong. No wildcard and no `null`: a browser's origin is matched exactly."""
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"{text!r} is not an origin: {why} (write scheme://host[:port])")
+
+    if "*" in text:
+        raise refuse("no wildcards, list every origin")
+    parts = urlsplit(text.lower())
+    if parts.scheme not in DEFAULT_PORTS or not parts.netloc:
+        raise refuse("the scheme must be http or https")
+    if parts.path or parts.query or parts.fragment or "?" in text or "#" in text:
+        raise refuse("no path (not even '/'), query or fragment")
+    if parts.username is not None or parts.password is not None:
+        raise refuse("no user name or password")
+    try:
+        port = parts.port
+    except ValueError:
+        raise refuse("the port must be a number from 1 to 65535") from None
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address: the brackets were taken off
+        host = f"[{host}]"
+    elif not HOST.fullmatch(host):
+        raise refuse(f"{host!r} is not a host name")
+    if port == 0:
+        raise refuse("the port must be a number from 1 to 65535")
+    if port is None or port == DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"

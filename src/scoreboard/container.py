@@ -27,6 +27,7 @@ from scoreboard.service.profiles import ProfileService
 from scoreboard.service.roles import RoleService
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.server_writes import ServerWrites
+from scoreboard.service.sessions import SessionService
 from scoreboard.service.webhooks import WebhookService
 from scoreboard.store.base import Store
 
@@ -43,6 +44,7 @@ class Services:
     board: LeaderboardService
     scoring: ScoringService
     identity: IdentityService
+    sessions: SessionService  # refresh tokens and logout
     hub: Hub
     dialects: DialectRegistry
     metrics: Metrics

@@ -8,10 +8,12 @@ bounds that each restart would add up. So an HTTP request opens a `Budget` (see
 bound and what is left of the budget.
 
 The clock starts at the request's first database call, not at its arrival: time spent reading
-a slow client's body or waiting for a rate limit is not the database's. The budget travels in a
-context variable, so the tasks a request starts (`asyncio` copies the context) share the same
-`Budget` object; work not started for a request (the group committer's worker, upkeep) has
-none and keeps its per-call bound.
+a slow client's body or waiting for a rate limit is not the database's, nor is the time of
+work between two calls that `not_database_time` marks (a login's password hash, which waits
+for its thread on a bounded pool, between the account lookup and the session's write). The
+budget travels in a context variable, so the tasks a request starts (`asyncio` copies the
+context) share the same `Budget` object; work not started for a request (the group
+committer's worker, upkeep) has none and keeps its per-call bound.
 """
 
 from __future__ import annotations
@@ -35,6 +37,18 @@ class Budget:
             self._ends = now + self.seconds
         return max(0.0, self._ends - now)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The time spent in the block (once the clock has started) is not counted."""
+        if self._ends is None:
+            yield
+            return
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._ends += time.monotonic() - started
+
 
 # Per request by construction (each request sets its own, for its own context): not state
 # shared between requests.
@@ -50,6 +64,17 @@ def request_budget(seconds: float) -> Iterator[Budget]:
         yield budget
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def not_database_time() -> Iterator[None]:
+    """Leave the block's time out of the current request's budget, if there is one."""
+    budget = _current.get()
+    if budget is None:
+        yield
+        return
+    with budget.paused():
+        yield
 
 
 def bounded(seconds: float) -> float:

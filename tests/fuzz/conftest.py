@@ -26,7 +26,9 @@ from tests.e2e.server import ServerProcess
 FUZZ_ENV = {
     "SCOREBOARD_RATE_LIMIT_SCORE": "1000000/minute",
     "SCOREBOARD_RATE_LIMIT_LOGIN": "1000000/minute",
+    "SCOREBOARD_RATE_LIMIT_LOGIN_ADDRESS": "1000000/minute",
     "SCOREBOARD_RATE_LIMIT_REGISTER": "1000000/minute",
+    "SCOREBOARD_RATE_LIMIT_REFRESH": "1000000/minute",
     "SCOREBOARD_JWT_SECRET": "fuzz-secret-" + "f" * 40,
 }
 TALLY: Counter[str] = Counter()  # test-session bookkeeping, printed by the summary hook

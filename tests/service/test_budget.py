@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from scoreboard.deadline import bounded, request_budget
+from scoreboard.deadline import bounded, not_database_time, request_budget
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.store.guard import Guard
 
@@ -47,3 +47,19 @@ async def test_tasks_started_for_a_request_share_its_budget() -> None:
 
 async def _left() -> float:
     return bounded(5.0)
+
+
+async def test_work_marked_as_not_the_databases_is_left_out() -> None:
+    """A login's password hash between its account lookup and its session write."""
+    with not_database_time():  # no budget: nothing to leave out
+        await asyncio.sleep(0)
+    with request_budget(0.3):
+        with not_database_time():  # the clock has not started: nothing to leave out
+            await asyncio.sleep(0)
+        bounded(5.0)  # the lookup starts the clock
+        with not_database_time():
+            await asyncio.sleep(0.4)
+        assert bounded(5.0) > 0.2
+        assert await Guard(5.0).run(slow(0.0)) == "done"
+        await asyncio.sleep(0.4)  # outside: counted
+        assert bounded(5.0) == 0.0

@@ -35,6 +35,7 @@ TABLES = {
     "webhook_deliveries",
     "api_keys",
     "admin_audit",
+    "refresh_tokens",
 }
 WEBHOOK_TABLES = {"webhook_outbox", "webhook_deliveries"}  # no user id column
 

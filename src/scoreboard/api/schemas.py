@@ -22,6 +22,12 @@ class LoginIn(Strict):
     password: str
 
 
+class RefreshIn(Strict):
+    refresh_token: str = Field(
+        max_length=128, description="The refresh_token of the login or of the last refresh"
+    )
+
+
 class ScoreEventIn(Strict):
     action_type: str = Field(description="An action_type from GET /api/v1/actions")
 
@@ -35,7 +41,10 @@ class UserOut(BaseModel):
 class TokenOut(BaseModel):
     access_token: str
     token_type: str = "bearer"
-    expires_in: int
+    expires_in: int = Field(description="The access token's lifetime, seconds")
+    refresh_token: str = Field(
+        description="Single use: POST /api/v1/auth/refresh answers the next one"
+    )
 
 
 class ActionOut(BaseModel):

@@ -22,6 +22,7 @@ from scoreboard.api.schemas import (
     UserOut,
     errors,
 )
+from scoreboard.api.sessions import token_out
 from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.times import rfc3339
 from scoreboard.service.scoring import ScoreResult
@@ -84,9 +85,8 @@ async def register(body: RegisterIn, services: ServicesDep, client: ClientDep) -
     "/auth/login", response_model=TokenOut, tags=["identity"], responses=errors(401, 429, 503)
 )
 async def login(body: LoginIn, services: ServicesDep, client: ClientDep) -> TokenOut:
-    """Exchange username and password for a bearer token (rate limited)."""
-    token, expires_in = await services.identity.login(body.username, body.password, client=client)
-    return TokenOut(access_token=token, expires_in=expires_in)
+    """Exchange username and password for a bearer token and a refresh token (rate limited)."""
+    return token_out(await services.sessions.login(body.username, body.password, client=client))
 
 
 @router.delete("/users/me", status_code=204, tags=["identity"], responses=errors(401, 404, 503))

@@ -184,7 +184,15 @@ class IdentityService:
         return await self._store.create_user(username, password_hash, name)
 
     async def login(self, username: str, password: str, *, client: str) -> tuple[str, int]:
-        """A fresh access token and its lifetime in seconds.
+        """A fresh access token for `sign_in`'s account and its lifetime in seconds."""
+        return self.issue(await self.sign_in(username, password, client=client))
+
+    def issue(self, user: UserRecord) -> tuple[str, int]:
+        """An access token for `user` and its lifetime: the one place tokens are minted."""
+        return self._issuer.issue(user.user_id, user.roles)
+
+    async def sign_in(self, username: str, password: str, *, client: str) -> UserRecord:
+        """The account whose password this is.
 
         Limited per client address and per (username, address) pair, never per username alone
         (see the module docstring). Every refusal is the same `InvalidCredentials`, and an
@@ -209,7 +217,7 @@ class IdentityService:
         secret = password if isinstance(password, str) else ""
         if not await self._hasher.check(secret, stored_hash) or user is None:
             raise InvalidCredentials()
-        return self._issuer.issue(user.user_id, user.roles)
+        return user
 
     async def authenticate(self, token: str) -> Principal:
         """The caller behind a bearer token; `Unauthenticated` when it is not a live account.

@@ -187,6 +187,18 @@ class Voided:
     left: tuple[View, ...]
 
 
+RotationOutcome = Literal["rotated", "reused", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What `Store.rotate_refresh_token` did: "rotated" (and whose token it was), "reused"
+    (the token had been exchanged before: its family is now revoked) or "refused"."""
+
+    outcome: RotationOutcome
+    user: UserRecord | None = None
+
+
 class Store(Protocol):
     """Durable users, scores, score events (append-only) and idempotency records."""
 
@@ -457,4 +469,30 @@ class Store(Protocol):
 
     async def audit_page(self, limit: int, before: int | None = None) -> list[AuditRecord]:
         """At most `limit` audit records, newest first, with `audit_id` < `before` if given."""
+
+    # -- sessions (API.md section 6, "Sessions"; store/sql_sessions.py) ------------------------
+    async def add_refresh_token(
+        self,
+        token_hash: str,
+        *,
+        family_id: str,
+        user_id: str,
+        created_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        """Store a new refresh token (by its hash) opening or continuing `family_id`."""
+        ...
+
+    async def rotate_refresh_token(
+        self, token_hash: str, new_hash: str, *, now: datetime, expires_at: datetime
+    ) -> Rotation:
+        """Exchange a live token for `new_hash` (same family), in one transaction: "rotated"
+        when it was unused, not revoked, not expired at `now`, its user active and no token
+        of its family revoked; of concurrent exchanges of one token exactly one rotates.
+        An already used token: its whole family revoked, "reused". Otherwise "refused"."""
+        ...
+
+    async def revoke_refresh_family(self, token_hash: str, *, now: datetime) -> bool:
+        """Revoke every token of the family of `token_hash`; False when no such token. A
+        rotation committed concurrently cannot escape it: rotating checks the family."""
         ...

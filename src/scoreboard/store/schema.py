@@ -241,6 +241,7 @@ webhook_deliveries = sa.Table(
 )
 # A webhook's attempts (the admin log reads by id, newest first: the primary key).
 sa.Index("ix_webhook_deliveries_outbox_id", webhook_deliveries.c.outbox_id)
+
 # API keys of the site's backends (`scoreboard apikey create`): the key itself is never stored,
 # only the SHA-256 of it (service/apikeys.py says why that is enough). Revoked keys stay, so a
 # name is never reused for another key and the audit log's `apikey:NAME` keeps one meaning.
@@ -269,4 +270,20 @@ admin_audit = sa.Table(
     sa.Column("reason", sa.String(500), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sqlite_autoincrement=True,
+)
+
+# Refresh tokens (API.md section 6, "Sessions"; service/sessions.py): a token is stored only as
+# its SHA-256 (hex); a family is one login's chain of rotations, revoked as a whole.
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family_id", sa.String(32), nullable=False),
+    sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime(), nullable=True),  # rotated: it was exchanged once
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),  # logout, or reuse detected
+    sa.Index("ix_refresh_tokens_family_id", "family_id"),
+    sa.Index("ix_refresh_tokens_user_id", "user_id"),
 )

@@ -53,6 +53,7 @@ from scoreboard.store.sql_moderation import Moderation
 from scoreboard.store.sql_outbox import Outbox
 from scoreboard.store.sql_prune import Pruning
 from scoreboard.store.sql_scores import record_batch
+from scoreboard.store.sql_sessions import Sessions
 from scoreboard.store.sql_views import RankedReads
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,11 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin):
+class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin, Sessions):
     """Durable users, scores, score events (append-only), idempotency records, actions and
-    the rows of every board (the reads: `RankedReads`); API keys, roles and the admin audit
-    log (`Admin`)."""
+    the rows of every board (the reads: `RankedReads`); friends lists, moderation, the
+    webhook outbox, API keys, roles and the admin audit log, refresh tokens (one mixin each).
+    """
 
     def __init__(
         self,

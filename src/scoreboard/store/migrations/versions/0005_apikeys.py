@@ -2,7 +2,7 @@
 append-only enforced by the database on `score_events` and `admin_audit`.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-05
 
 Append-only: on PostgreSQL a trigger function refuses every UPDATE and DELETE of a row (and
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
