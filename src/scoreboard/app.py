@@ -200,7 +200,9 @@ def build_services(
             backends.store, identity.authenticate, cache_seconds=settings.account_cache_seconds
         ),
         audit=audit,
-        moderation=ModerationService(backends.store, board, audited, scoring),
+        moderation=ModerationService(
+            backends.store, board, audited, scoring, webhooks=settings.webhooks_enabled
+        ),
         roles=RoleService(backends.store),
         server_writes=ServerWrites(backends.store, scoring),
         redis_ping=backends.redis_ping,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,11 +17,21 @@ from scoreboard.domain.errors import AlreadyVoided, ModerationConflict, NotFound
 from scoreboard.service.moderation import ModerationService
 
 
-def service(api: Api, log: list[tuple[str, str, str, str]]) -> ModerationService:
+def service(
+    api: Api, log: list[tuple[str, str, str, str]], *, webhooks: bool = False
+) -> ModerationService:
     async def audit(actor: str, action: str, target: str, reason: str) -> None:
         log.append((actor, action, target, reason))
 
-    return ModerationService(api.services.store, api.services.board, audit)
+    store, board = api.services.store, api.services.board
+    return ModerationService(store, board, audit, webhooks=webhooks)
+
+
+async def audited(api: Api) -> list[tuple[str, str, str, str]]:
+    """The admin audit log, oldest first (status changes are audited in their own
+    transaction, by the store)."""
+    page = await api.services.audit.page(100)
+    return [(i.actor, i.action, i.target, i.reason) for i in reversed(page.items)]
 
 
 async def ids(api: Api, **params: Any) -> list[str]:
@@ -34,7 +45,7 @@ async def test_ban_and_unban_every_board_follows(
 ) -> None:
     async with api_factory(database_url) as api:
         log: list[tuple[str, str, str, str]] = []
-        moderation = service(api, log)
+        moderation = service(api, log, webhooks=True)
         cheater, cheater_h = await api.user()
         honest, honest_h = await api.user()
         await api.score(cheater_h, "ACHIEVEMENT_UNLOCKED")
@@ -63,8 +74,13 @@ async def test_ban_and_unban_every_board_follows(
                 cheater,
                 honest,
             ]
-        assert [entry[1] for entry in log] == ["ban", "unban"]
-        assert log[0] == ("admin1", "ban", cheater, "forged scores")
+        trail = await audited(api)
+        assert [entry[1] for entry in trail] == ["ban", "unban"] and log == []
+        assert trail[0] == ("admin1", "ban", cheater, "forged scores")
+        # The ban's webhook was written with it (the outbox; delivery: tests/service).
+        now = datetime.now(UTC)
+        due = await api.services.store.claim_webhooks(now, now + timedelta(seconds=60), 10)
+        assert [(w.type, w.data["user_id"]) for w in due] == [("user.banned", cheater)]
         with pytest.raises(NotFound):
             await moderation.act("admin1", "ban", "nobody", "x")
         with pytest.raises(ValidationFailed):

@@ -23,7 +23,8 @@ from scoreboard.domain.errors import ModerationConflict, NotFound, ValidationFai
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.scoring import ScoreResult, ScoringService
 from scoreboard.service.targets import OnBoard
-from scoreboard.store.base import EventRecord, Outcome, Store, UserRecord
+from scoreboard.service.webhooks import USER_BANNED
+from scoreboard.store.base import AuditEntry, EventRecord, Outcome, Store, UserRecord
 
 MAX_REASON = 500
 MAX_ADJUST = 1_000_000
@@ -76,11 +77,16 @@ class ModerationService:
         board: LeaderboardService,
         audit: Audit,
         scoring: ScoringService | None = None,
+        *,
+        webhooks: bool = False,
     ) -> None:
+        """`audit` appends the actions that are not a status change (void, adjust; a status
+        change is audited in its own transaction). `webhooks`: enqueue `user.banned`."""
         self._store = store
         self._board = board
         self._audit = audit
         self._scoring = scoring
+        self._webhooks = webhooks
 
     async def adjust(self, actor: str, user_id: str, points: int, reason: str) -> ScoreResult:
         """Add `points` (non-zero, |points| <= 1,000,000) to the user's score on every board
@@ -117,14 +123,17 @@ class ModerationService:
             raise ModerationConflict(
                 f"The user is {user.status}, not {undone}: nothing to {action}."
             )
-        changed = await self._store.set_status(user_id, status)
+        webhook = None
+        if action == "ban" and self._webhooks:
+            webhook = (USER_BANNED, {"user_id": user_id, "reason": reason, "actor": actor})
+        entry = AuditEntry(actor, action, user_id, reason)
+        changed = await self._store.set_status(user_id, status, audit=entry, webhook=webhook)
         if changed is None:
             raise NotFound("No such user.")
         if status == "active":
             await self._board.restored(user_id)
         else:
             await self._board.removed(user_id)
-        await self._audit(actor, action, user_id, reason)
         return await self.view(user_id)
 
     async def void(self, actor: str, event_id: int, reason: str) -> EventRecord:

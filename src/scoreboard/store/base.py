@@ -383,10 +383,18 @@ class Store(Protocol):
         ...
 
     # -- moderation (API.md section 6) -----------------------------------------------------------
-    async def set_status(self, user_id: str, status: str) -> UserRecord | None:
+    async def set_status(
+        self,
+        user_id: str,
+        status: str,
+        *,
+        audit: AuditEntry | None = None,
+        webhook: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> UserRecord | None:
         """Set a user's status (active | banned | quarantined); None when there is no such
         (not deleted) user. Only active users are on the public boards; a banned user's
-        events are refused in the batch that would record them (`Outcome.BANNED`)."""
+        events are refused in the batch that would record them (`Outcome.BANNED`). `audit`
+        and `webhook` (type, data) are written in the same transaction."""
         ...
 
     async def view_row(self, view: View, user_id: str, total: bool) -> tuple[Standing, int] | None:

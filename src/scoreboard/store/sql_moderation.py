@@ -4,18 +4,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from scoreboard.domain.boards import BoardCatalogue, View
 from scoreboard.domain.errors import AlreadyVoided
 from scoreboard.domain.ranking import Standing
-from scoreboard.store.base import UserRecord, Voided
+from scoreboard.store.base import AuditEntry, UserRecord, Voided
 from scoreboard.store.engine import Engines
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.records import user_from_row
 from scoreboard.store.schema import board_scores, user_scores, users
+from scoreboard.store.sql_admin import append_audit
+from scoreboard.store.sql_outbox import enqueue
 from scoreboard.store.sql_void import void
 
 STATUSES = frozenset({"active", "banned", "quarantined"})
@@ -37,8 +41,17 @@ class Moderation:
         return self._guard
 
     @unit_of_work
-    async def set_status(self, user_id: str, status: str) -> UserRecord | None:
-        """Set an existing (not deleted) user's status; the user afterwards, None if none."""
+    async def set_status(
+        self,
+        user_id: str,
+        status: str,
+        *,
+        audit: AuditEntry | None = None,
+        webhook: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> UserRecord | None:
+        """Set an existing (not deleted) user's status; the user afterwards, None if none.
+        `audit` and `webhook` (type, data) are written in the same transaction: the action,
+        its audit line and its webhook are committed together or not at all."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         stmt = (
@@ -47,9 +60,17 @@ class Moderation:
             .values(status=status)
             .returning(*users.c)
         )
+        now = _now()
         async with self._engines.write.begin() as conn:
             row = (await conn.execute(stmt)).first()
-        return None if row is None else user_from_row(row)
+            if row is None:
+                return None
+            if audit is not None:
+                await append_audit(conn, audit, now)
+            if webhook is not None:
+                kind, data = webhook
+                await conn.run_sync(lambda sync: enqueue(sync, kind, data, now=now))
+        return user_from_row(row)
 
     @unit_of_work
     async def void_event(self, event_id: int, source: str) -> Voided:
