@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -48,13 +48,17 @@ def error_frame(error: DomainError) -> str:
 
 
 class Connection:
+    # Slots, and each subscription's context manager held as is (no exit stack): a
+    # connection's memory counts thousands of times over (docs/BENCH.md, memory per socket).
+    __slots__ = ("_dialect", "_expiry", "_live", "_subs", "_wire")
+
     def __init__(
         self, live: Live, dialect: Dialect, wire: Wire, principal: Principal | None
     ) -> None:
         self._live = live
         self._dialect = dialect
         self._wire = wire
-        self._subs: dict[Identity, tuple[AsyncExitStack, Subscriber]] = {}
+        self._subs: dict[Identity, tuple[AbstractAsyncContextManager[Subscriber], Subscriber]] = {}
         self._expiry: asyncio.TimerHandle | None = None
         if principal is not None:
             delay = max(0.0, principal.expires_at - time.time())
@@ -84,13 +88,11 @@ class Connection:
                 details={"field": "scope"},
             )
         await self._end(identity)
-        stack = AsyncExitStack()
         dialect = self._live.dialect_for(self._dialect, watch)
-        sub = await stack.enter_async_context(
-            self._live.hub.subscription(watch.key, watch.limit, dialect, self._wire)
-        )
+        held = self._live.hub.subscription(watch.key, watch.limit, dialect, self._wire)
+        sub = await held.__aenter__()
         sub.pinged = not self._subs
-        self._subs[identity] = (stack, sub)
+        self._subs[identity] = (held, sub)
 
     async def unsubscribe(self, scope: str, period: str | None, region: str | None) -> None:
         for identity in list(self._subs):
@@ -102,8 +104,8 @@ class Connection:
         held = self._subs.pop(identity, None)
         if held is None:
             return
-        stack, sub = held
-        await stack.aclose()
+        manager, sub = held
+        await manager.__aexit__(None, None, None)
         if sub.pinged and self._subs:
             next(iter(self._subs.values()))[1].pinged = True
 
