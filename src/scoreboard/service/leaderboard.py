@@ -244,11 +244,13 @@ class LeaderboardService(BoardReads):
         ranks: list[list[int | None]] = [[None] * len(e.boards) for e in events]
         updates: dict[str, list[tuple[Standing, int]]] = {}
         where: dict[str, list[tuple[int, int]]] = {}
+        views: dict[str, View] = {}
         for i, event in enumerate(events):
             for j, on in enumerate(event.boards):
                 key = on.view.key
                 if key not in self._views and not self._is_recent(on.view, now):
                     continue  # an event dated in an old period: SQL has it
+                views[key] = on.view
                 updates.setdefault(key, []).append((on.standing, on.version))
                 where.setdefault(key, []).append((i, j))
         for key in updates:
@@ -256,7 +258,7 @@ class LeaderboardService(BoardReads):
         taking = [
             (key, batch)
             for key, batch in updates.items()
-            if self._live(View.from_key(key)).keeper.taking(batch)
+            if self._live(views[key]).keeper.taking(batch)
         ]
         if taking:
             try:

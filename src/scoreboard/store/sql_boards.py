@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -140,14 +139,13 @@ class BoardFolds:
             )
         return tuple(out)
 
-    def save(self, conn: sa.Connection, now: datetime) -> None:
+    def save(self, conn: sa.Connection) -> None:
         """ONE multi-row upsert of the rows the batch changed, with their final values.
 
         Sent as the driver's own statement (`exec_driver_sql`, one executemany): these rows are
         most of a batch's parameters, and SQLAlchemy's per-row processing of them cost more
         than the database's work. The statement is the same on SQLite and PostgreSQL; only
         the placeholders differ (`_placeholders`)."""
-        del now  # rows carry no time of their own: the events have it
         if not self.touched:
             return
         rows = [(*key, *self.rows[key]) for key in sorted(self.touched)]

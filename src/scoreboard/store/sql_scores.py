@@ -75,7 +75,7 @@ def record_batch(
     if new_events:
         _insert_events(batch, new_events)
         _save_scores(batch)
-        batch.boards.save(conn, now)
+        batch.boards.save(conn)
     _settle_keys(batch)
     return [outcome(plan, now) for plan in plans]
 
