@@ -1,83 +1,29 @@
-"""The event log (API.md section 6, "Audit log query"): `GET /api/v1/admin/events` (filters,
-cursor pages newest first, the NDJSON export over many chunks) and `GET /api/v1/users/me/events`
-(the caller's own, sources as a user is told them). On SQLite, PostgreSQL and Redis."""
+"""The event log (API.md section 6, "Audit log query"): `GET /api/v1/admin/events` (who may
+read it, its refusals, its items and sources, filters, cursor pages newest first) and
+`GET /api/v1/users/me/events` (the caller's own, sources as a user is told them). On SQLite,
+PostgreSQL and Redis. The NDJSON export: `test_event_export.py`."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import orjson
 import pytest
 from tests.api.conftest import Api
-from tests.proxy import TcpProxy, via
+from tests.api.events_client import (
+    EVENTS,
+    MINE,
+    NDJSON,
+    admin_key,
+    bulk,
+    export,
+    iso,
+    logged,
+    walk,
+)
 
-from scoreboard.store.base import ScoreCommand
-from scoreboard.store.event_log import EventQuery, LoggedEvent
-
-EVENTS = "/api/v1/admin/events"
-MINE = "/api/v1/users/me/events"
-NDJSON = {"Accept": "application/x-ndjson"}
-
-
-async def admin_key(api: Api, name: str = "ops") -> dict[str, str]:
-    key, _ = await api.services.apikeys.create(name, "admin")
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def walk(api: Api, path: str, headers: dict[str, str], **params: Any) -> list[Any]:
-    """Every item of every page, following `next_cursor`; no item twice."""
-    items: list[Any] = []
-    cursor = None
-    while True:
-        query = params | ({} if cursor is None else {"cursor": cursor})
-        r = await api.client.get(path, params=query, headers=headers)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert body["items"] or cursor is None  # a cursor is handed out only with more to come
-        items += body["items"]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            break
-    ids = [item["event_id"] for item in items]
-    assert ids == sorted(set(ids), reverse=True)  # newest first, no duplicate
-    return items
-
-
-async def export(api: Api, headers: dict[str, str], **params: Any) -> list[Any]:
-    r = await api.client.get(EVENTS, params=params, headers=headers | NDJSON)
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == "application/x-ndjson"
-    assert r.content == b"" or r.content.endswith(b"\n")
-    return [orjson.loads(line) for line in r.content.splitlines()]
-
-
-async def bulk(api: Api, user_ids: list[str], count: int, source: str = "user") -> None:
-    """`count` events, round robin over `user_ids`, straight into the store in batches (the
-    path every score write takes, minus HTTP)."""
-    at_us = time.time_ns() // 1000
-    commands = [
-        ScoreCommand(
-            user_ids[i % len(user_ids)], "TASK_COMPLETED", 10, at_us=at_us + i, source=source
-        )
-        for i in range(count)
-    ]
-    for start in range(0, count, 250):
-        await api.services.store.record_events(commands[start : start + 250])
-
-
-async def logged(api: Api) -> list[LoggedEvent]:
-    """The whole log as the store holds it (exact times), newest first."""
-    return await api.services.store.event_log(EventQuery(), 100_000)
-
-
-def iso(moment: datetime, offset_hours: int = 0) -> str:
-    """The instant in ISO-8601 with microseconds, at a UTC offset of `offset_hours`."""
-    return moment.astimezone(timezone(timedelta(hours=offset_hours))).isoformat()
+from scoreboard.store.event_log import LoggedEvent
 
 
 async def test_who_may_read_the_event_log(api: Api) -> None:
@@ -291,141 +237,6 @@ async def test_pages_cross_without_duplicates_or_gaps(api: Api) -> None:
     assert len(r.json()["items"]) == 50 and r.json()["next_cursor"] is not None
 
 
-async def test_ndjson_is_every_page_together(
-    database_url: str, api_factory: Callable[..., Any]
-) -> None:
-    async with api_factory(database_url, export_chunk_size=3) as api:
-        alice, alice_h = await api.user()
-        bob, _ = await api.user()
-        await bulk(api, [alice, bob], 20)
-        await api.score(alice_h, "ACHIEVEMENT_UNLOCKED")
-        admin = await admin_key(api)
-        for params in ({}, {"user_id": alice}, {"action_type": "ACHIEVEMENT_UNLOCKED"}):
-            # `limit` does not apply to the export (it is still checked: see the refusals).
-            lines = await export(api, admin, limit=2, **params)
-            assert lines == await walk(api, EVENTS, admin, limit=4, **params), params
-        assert len(await export(api, admin)) == 21
-        # With a page's cursor, the export is the rest after that page.
-        page = (await api.client.get(EVENTS, params={"limit": 5}, headers=admin)).json()
-        rest = await export(api, admin, cursor=page["next_cursor"])
-        assert page["items"] + rest == await walk(api, EVENTS, admin)
-        # Content negotiation: NDJSON only when preferred to JSON.
-        for accept, ndjson in [
-            ("application/x-ndjson", True),
-            ("application/json;q=0.4, application/x-ndjson", True),
-            ("application/x-ndjson;q=0.5, application/json", False),
-            ("application/x-ndjson;q=0", False),
-            ("*/*", False),
-            ("text/html", False),
-        ]:
-            r = await api.client.get(EVENTS, headers=admin | {"Accept": accept})
-            assert r.status_code == 200, r.text
-            assert r.headers["content-type"].startswith(
-                "application/x-ndjson" if ndjson else "application/json"
-            ), accept
-
-
-async def test_an_export_over_many_chunks(
-    database_url: str, api_factory: Callable[..., Any]
-) -> None:
-    async with api_factory(database_url, export_chunk_size=100) as api:
-        users = [(await api.user())[0] for _ in range(3)]
-        await bulk(api, users, 2500, source="apikey:import")
-        lines = await export(api, await admin_key(api))
-        assert len(lines) == 2500
-        ids = [line["event_id"] for line in lines]
-        assert ids == sorted(set(ids), reverse=True)
-        assert {line["source"] for line in lines} == {"apikey:import"}
-        assert {line["user_id"] for line in lines} == set(users)
-        # The setting is the size of each read: 25 reads of 100, none larger.
-        chunks = await api.services.event_log.export(EventQuery())
-        assert [len(chunk) async for chunk in chunks] == [100] * 25
-        mine = await api.services.event_log.export(EventQuery(user_id=users[0]))
-        assert [len(chunk) async for chunk in mine] == [100] * 8 + [34]
-
-
-class SlowReader:
-    """Drives the app as an HTTP server would, with a reader that stops after the first
-    chunk until `resume` (a client that reads slowly)."""
-
-    def __init__(self, api: Api, headers: dict[str, str]) -> None:
-        self.api = api
-        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        self.messages: list[dict[str, Any]] = []
-        self.paused = asyncio.Event()
-        self.resume = asyncio.Event()
-        self.done = asyncio.Event()
-        self.requested = False
-
-    async def receive(self) -> dict[str, Any]:
-        if not self.requested:
-            self.requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await self.done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        self.messages.append(message)
-        if message["type"] == "http.response.body" and not self.paused.is_set():
-            self.paused.set()
-            await self.resume.wait()
-
-    async def run(self) -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": EVENTS,
-            "raw_path": EVENTS.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"test"), *self.headers],
-            "client": ("127.0.0.1", 50000),
-            "server": ("test", 80),
-            "state": {},
-        }
-        try:
-            await self.api.app(scope, self.receive, self.send)
-        finally:
-            self.done.set()
-
-    def body(self) -> bytes:
-        return b"".join(m.get("body", b"") for m in self.messages if m["type"].endswith("body"))
-
-
-def checked_out(api: Api) -> int:
-    engines = api.services.store._engines  # type: ignore[attr-defined]
-    pools = {id(e.pool): e.pool for e in (engines.read, engines.write)}
-    return sum(pool.checkedout() for pool in pools.values())
-
-
-async def test_a_slow_reader_holds_no_connection(
-    database_url: str, api_factory: Callable[..., Any]
-) -> None:
-    # Each chunk is its own read with its own database budget: a reader slower than the whole
-    # budget (1 s here) still gets every event, and holds no connection while it dawdles.
-    async with api_factory(database_url, export_chunk_size=10, db_timeout_seconds=1.0) as api:
-        alice, _ = await api.user()
-        await bulk(api, [alice], 35)
-        reader = SlowReader(api, await admin_key(api) | NDJSON)
-        task = asyncio.create_task(reader.run())
-        await asyncio.wait_for(reader.paused.wait(), 30)
-        assert reader.messages[0]["status"] == 200
-        assert checked_out(api) == 0
-        await asyncio.sleep(1.5)  # longer than the budget
-        assert checked_out(api) == 0
-        reader.resume.set()
-        await asyncio.wait_for(task, 30)
-        bodies = [m for m in reader.messages if m["type"] == "http.response.body"]
-        assert len(bodies) >= 4  # one write per chunk, at least
-        lines = [orjson.loads(line) for line in reader.body().splitlines()]
-        assert "error" not in lines[-1], lines[-1]
-        assert len(lines) == 35
-        assert [x["event_id"] for x in lines] == [e.event_id for e in await logged(api)]
-
-
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_the_openapi_document_shows_both_media_types(api: Api) -> None:
     doc = (await api.client.get("/openapi.json")).json()
@@ -435,34 +246,3 @@ async def test_the_openapi_document_shows_both_media_types(api: Api) -> None:
     mine = doc["paths"][MINE]["get"]
     assert mine["security"] == [{"bearer": []}]
     assert set(mine["responses"]) == {"200", "400", "401", "413", "503"}
-
-
-@pytest.mark.parametrize("backend", ["postgresql"])
-async def test_an_export_the_database_fails_mid_way_says_so(
-    fresh_pg_url: str, api_factory: Callable[..., Any]
-) -> None:
-    # The answer has started (200): the export ends with one line in the error shape, never
-    # as a silently short one.
-    async with TcpProxy("127.0.0.1", 5432) as proxy:
-        url = via(fresh_pg_url, proxy)
-        async with api_factory(url, export_chunk_size=10, db_timeout_seconds=1.0) as api:
-            alice, _ = await api.user()
-            await bulk(api, [alice], 35)
-            reader = SlowReader(api, await admin_key(api) | NDJSON)
-            task = asyncio.create_task(reader.run())
-            await asyncio.wait_for(reader.paused.wait(), 30)
-            await proxy.refuse()
-            reader.resume.set()
-            await asyncio.wait_for(task, 30)
-            await proxy.restore()
-            lines = [orjson.loads(line) for line in reader.body().splitlines()]
-            newest = [e.event_id for e in await logged(api)][:10]
-            assert [x["event_id"] for x in lines[:10]] == newest
-            assert lines[10:] == [
-                {
-                    "error": {
-                        "code": "SERVICE_UNAVAILABLE",
-                        "message": "The database cannot be reached; retry later.",
-                    }
-                }
-            ]
