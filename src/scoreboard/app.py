@@ -27,6 +27,7 @@ from scoreboard.api import (
     cors,
     docs_pages,
     errors,
+    event_log,
     moderation,
     openapi,
     ops,
@@ -54,6 +55,7 @@ from scoreboard.service.apikeys import ApiKeys
 from scoreboard.service.audit import AuditLog
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
+from scoreboard.service.event_log import EventLogService
 from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -200,6 +202,11 @@ def build_services(
             backends.store, identity.authenticate, cache_seconds=settings.account_cache_seconds
         ),
         audit=audit,
+        event_log=EventLogService(
+            backends.store,
+            chunk_size=settings.export_chunk_size,
+            budget=settings.db_timeout_seconds,
+        ),
         moderation=ModerationService(
             backends.store, board, audited, scoring, webhooks=settings.webhooks_enabled
         ),
@@ -334,6 +341,7 @@ def create_app(
     app.include_router(server_writes.router)
     app.include_router(admin.router)
     app.include_router(moderation.router)
+    app.include_router(event_log.router)
     app.include_router(ops.router)
     app.include_router(webhooks.router)
     ws.add_live_route(app, "/ws/leaderboard", "canonical")

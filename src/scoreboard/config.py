@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     commit_max_batch: int = Field(256, ge=1, le=10_000)
     db_timeout_seconds: float = Field(2.0, gt=0, le=60)
 
+    # The event-log export (`GET /api/v1/admin/events` as NDJSON, service/event_log.py):
+    # events per database read; each read is short and its own, whatever the export's size.
+    export_chunk_size: int = Field(1000, ge=1, le=10_000)
+
     # Live updates.
     ws_require_auth: bool = True
     ws_ping_seconds: float = Field(25.0, gt=0)

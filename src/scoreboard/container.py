@@ -18,6 +18,7 @@ from scoreboard.service.apikeys import ApiKeys
 from scoreboard.service.audit import AuditLog
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
+from scoreboard.service.event_log import EventLogService
 from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -56,6 +57,7 @@ class Services:
     webhooks: WebhookService
     apikeys: ApiKeys  # API keys; `apikeys.caller` authenticates a key or a user's token
     audit: AuditLog
+    event_log: EventLogService  # the event-log query and its NDJSON export
     moderation: ModerationService
     roles: RoleService
     server_writes: ServerWrites

@@ -12,7 +12,7 @@ from scoreboard.api.deps import AdminDep, ServicesDep
 from scoreboard.api.schemas import errors
 from scoreboard.api.text import CheckedRoute
 from scoreboard.domain.times import rfc3339
-from scoreboard.service.audit import MAX_LIMIT
+from scoreboard.service.paging import MAX_LIMIT
 
 router = APIRouter(prefix="/api/v1/admin", route_class=CheckedRoute)
 

@@ -5,24 +5,21 @@ Append-only: nothing updates or deletes an entry (the database refuses it too, m
 behalf appends in the same transaction instead, with `store.sql_admin.append_audit(conn, ...)`
 (as `Store.set_role` does), so the log holds exactly the actions that happened.
 
-Paging: `page(limit, cursor)` answers `limit` entries and an opaque `next_cursor` (base64url of
-the last entry's id; None at the end). Ids only grow, so a cursor stays valid whatever is
-appended after it was handed out, and entries appended meanwhile show on the first page only.
+Paging: `page(limit, cursor)` answers `limit` entries and an opaque `next_cursor` (None at the
+end); `service.paging` owns the cursors and the limit's bounds.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
 from scoreboard.domain.errors import ValidationFailed
+from scoreboard.service.paging import check_limit, decode_cursor, encode_cursor
 from scoreboard.store.base import AuditEntry, AuditRecord, Store
 
 ACTIONS = frozenset(
     {"ban", "unban", "quarantine", "release", "void", "adjust", "resolve_flag", "promote", "demote"}
 )
-MAX_LIMIT = 100
 MAX_REASON = 500
 
 
@@ -30,24 +27,6 @@ MAX_REASON = 500
 class AuditPage:
     items: list[AuditRecord]
     next_cursor: str | None
-
-
-def encode_cursor(audit_id: int) -> str:
-    return base64.urlsafe_b64encode(str(audit_id).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The audit id a cursor names; `ValidationFailed` for anything `encode_cursor` did not
-    make."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not text.isdigit() or len(text) > 19 or encode_cursor(int(text)) != cursor:
-        raise ValidationFailed(
-            "cursor is not one this API handed out.", details={"field": "cursor"}
-        )
-    return int(text)
 
 
 class AuditLog:
@@ -66,8 +45,7 @@ class AuditLog:
 
     async def page(self, limit: int = 50, cursor: str | None = None) -> AuditPage:
         """Newest first; `limit` 1-100, `cursor` from a previous page's `next_cursor`."""
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValidationFailed(f"limit must be 1 to {MAX_LIMIT}.", details={"field": "limit"})
+        check_limit(limit)
         before = None if cursor is None else decode_cursor(cursor)
         # One more than asked tells whether there is a next page without a second query.
         rows = await self._store.audit_page(limit + 1, before)

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from scoreboard.domain.boards import View
 from scoreboard.domain.ranking import Standing
+from scoreboard.store.event_log import EventQuery, LoggedEvent
 from scoreboard.store.outbox import Attempt, DeliveryRecord, OutboxEntry
 
 ActionStatus = Literal["started", "completed", "cancelled"]
@@ -477,6 +478,15 @@ class Store(Protocol):
 
     async def audit_page(self, limit: int, before: int | None = None) -> list[AuditRecord]:
         """At most `limit` audit records, newest first, with `audit_id` < `before` if given."""
+
+    # -- the event-log query (API.md section 6; store/sql_event_log.py) ------------------------
+    async def event_log(
+        self, query: EventQuery, limit: int, before: int | None = None
+    ) -> list[LoggedEvent]:
+        """At most `limit` events matching `query`, newest (highest id) first, with an id below
+        `before` if given: one short read, so a walk of the whole log is a series of these
+        and holds no connection between them."""
+        ...
 
     # -- sessions (API.md section 6, "Sessions"; store/sql_sessions.py) ------------------------
     async def add_refresh_token(

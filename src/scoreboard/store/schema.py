@@ -124,7 +124,8 @@ score_events = sa.Table(
     # Who wrote the event: "user", "apikey:NAME" or "admin:USER"; NULL on events recorded
     # before migration 0005 (all of them by their user).
     sa.Column("source", sa.String(96), nullable=True),
-    sa.Index("ix_score_events_user_id", "user_id"),
+    # (user_id, id): a user's events newest first by a range scan (migration 0010).
+    sa.Index("ix_score_events_user_id", "user_id", "id"),
     sa.Index("ux_score_events_voids", "voids", unique=True),
     # Event ids only grow, even on SQLite: the audit log never reuses an id.
     sqlite_autoincrement=True,
