@@ -33,6 +33,7 @@ from scoreboard.realtime.base import (
     RateDecision,
     RateLimiter,
 )
+from scoreboard.realtime.redis_cluster import is_cluster_url, parse_cluster_url
 from scoreboard.realtime.redis_shared import SharedRedisIndex as SharedRedisIndex  # re-export
 from scoreboard.store.base import Store
 
@@ -103,6 +104,8 @@ async def open_backends(
     redis_url = settings.redis_url
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):
         raise ValueError(f"Unsupported Redis URL scheme: {redis_url.split(':', 1)[0]!r}")
+    if is_cluster_url(redis_url):
+        parse_cluster_url(redis_url)  # a malformed one is refused before anything is opened
     boards = settings.board_catalogue()
     store = await open_store(settings, boards=boards)
     if backfill:
@@ -129,7 +132,7 @@ def redis_client(url: str, timeout: float, max_connections: int = 64) -> aioredi
     typed as `Redis` here, whose commands it has)."""
     import redis.asyncio as aioredis
 
-    from scoreboard.realtime.redis_cluster import cluster_client, is_cluster_url
+    from scoreboard.realtime.redis_cluster import cluster_client
 
     if is_cluster_url(url):
         return cast("aioredis.Redis", cluster_client(url, timeout))
