@@ -3,8 +3,10 @@
 PostgreSQL: a fresh database per test session on the machine's server
 (SCOREBOARD_TEST_PG, default postgresql://postgres@127.0.0.1:5432/postgres), dropped at the end.
 Redis: the machine's server (SCOREBOARD_TEST_REDIS, default redis://127.0.0.1:6379/0) with a
-fresh key prefix per test. When a server is missing, its tests skip with the reason, except
-under CI=true, where they fail: CI must never pass by skipping.
+fresh key prefix per test. Redis Cluster: a throwaway cluster of the session's own
+(`tests/cluster.py`: three masters, three replicas), a fresh key prefix per test. When a
+server (or the redis-server binary) is missing, its tests skip with the reason, except under
+CI=true, where they fail: CI must never pass by skipping.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from tests.cluster import ThrowawayCluster
 from tests.throwaway import PortTaken, ThrowawayRedis
 
 from scoreboard.domain.boards import BoardCatalogue
@@ -183,3 +186,50 @@ def throwaway_redis() -> Iterator[ThrowawayRedis]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayCluster]:
+    """A Redis Cluster for the session (3 masters + 3 replicas on free ports); tests share
+    it through per-test prefixes (`cluster_prefix`) and never kill its nodes."""
+    require_commands("redis-server", "redis-cli")
+    cluster = ThrowawayCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: ThrowawayCluster) -> str:
+    """`redis+cluster://` naming every node of the session's cluster."""
+    return redis_cluster.url
+
+
+@pytest.fixture
+async def cluster_client(cluster_url: str) -> AsyncIterator[Any]:
+    """A `RedisCluster` client of the session's cluster for one test (with `cluster_prefix`),
+    made as the service makes it."""
+    from scoreboard.realtime.redis_cluster import cluster_client as make
+
+    client = make(cluster_url, 5.0)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def cluster_prefix(cluster_url: str) -> AsyncIterator[str]:
+    """A key prefix unique to this test on the cluster; its keys (on every master) are
+    deleted afterwards."""
+    from scoreboard.realtime.redis_cluster import cluster_client as make
+
+    prefix = f"sbtest:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = make(cluster_url, 5.0)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        for key in keys:
+            await client.unlink(key)
+    finally:
+        await client.aclose()

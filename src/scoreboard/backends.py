@@ -2,7 +2,9 @@
 
 database URL: `sqlite[+aiosqlite]:///path` or `postgresql[+asyncpg]://...` → SqlStore.
 redis URL: empty → in-process memory index, broker and rate limits (one process only);
-`redis://` / `rediss://` / `unix://` → Redis index, broker and rate-limit storage.
+`redis://` / `rediss://` / `unix://` → Redis index, broker and rate-limit storage;
+`redis+cluster://host:port[,host:port...]` → the same on a Redis Cluster
+(`realtime.redis_cluster`).
 Imports are lazy so the embedded default never loads what it does not use.
 
 With Redis, every call is bounded by `redis_timeout_seconds` and never retried by the client:
@@ -31,6 +33,7 @@ from scoreboard.realtime.base import (
     RateDecision,
     RateLimiter,
 )
+from scoreboard.realtime.redis_cluster import is_cluster_url, parse_cluster_url
 from scoreboard.realtime.redis_shared import SharedRedisIndex as SharedRedisIndex  # re-export
 from scoreboard.store.base import Store
 
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://")
 
 
 def normalize_database_url(url: str) -> str:
@@ -101,6 +104,8 @@ async def open_backends(
     redis_url = settings.redis_url
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):
         raise ValueError(f"Unsupported Redis URL scheme: {redis_url.split(':', 1)[0]!r}")
+    if is_cluster_url(redis_url):
+        parse_cluster_url(redis_url)  # a malformed one is refused before anything is opened
     boards = settings.board_catalogue()
     store = await open_store(settings, boards=boards)
     if backfill:
@@ -122,8 +127,15 @@ async def open_backends(
 
 def redis_client(url: str, timeout: float, max_connections: int = 64) -> aioredis.Redis:
     """A client whose every command fails within `timeout` and is never retried. Beyond
-    `max_connections` busy connections, callers wait (up to `timeout`) for one to free up."""
+    `max_connections` busy connections, callers wait (up to `timeout`) for one to free up.
+    A `redis+cluster://` URL gives a `RedisCluster` (`realtime.redis_cluster.cluster_client`:
+    typed as `Redis` here, whose commands it has)."""
     import redis.asyncio as aioredis
+
+    from scoreboard.realtime.redis_cluster import cluster_client
+
+    if is_cluster_url(url):
+        return cast("aioredis.Redis", cluster_client(url, timeout))
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
@@ -139,7 +151,8 @@ def redis_client(url: str, timeout: float, max_connections: int = 64) -> aioredi
 
 
 def limits_uri(redis_url: str) -> str:
-    """The `limits` storage URI naming the same server (its schemes differ for sockets)."""
+    """The `limits` storage URI naming the same server (its schemes differ for sockets; a
+    cluster's is `async+redis+cluster://`)."""
     scheme, rest = redis_url.split("://", 1)
     return {"unix": "async+redis+unix"}.get(scheme, "async+" + scheme) + "://" + rest
 
@@ -147,23 +160,15 @@ def limits_uri(redis_url: str) -> str:
 async def _open_redis(
     settings: Settings, store: Store, boards: BoardCatalogue, on_error: ErrorHook | None
 ) -> Backends:
-    from limits.aio.storage import RedisStorage
-
-    from scoreboard.realtime.limiter import LimitsRateLimiter, RedisCounters
+    from scoreboard.realtime.limiter import LimitsRateLimiter, RedisCounters, limits_storage
     from scoreboard.realtime.redis import RedisBroker
     from scoreboard.realtime.redis_broker import server_name
 
     timeout = settings.redis_timeout_seconds
     client = redis_client(settings.redis_url, timeout)
     prefix = settings.redis_prefix
-    # The limiter shares the index's connection pool (and so its timeouts).
-    options: dict[str, Any] = {"connection_pool": client.connection_pool}
-    storage = RedisStorage(
-        limits_uri(settings.redis_url),
-        implementation="redispy",
-        key_prefix=prefix + "limits",
-        wrap_exceptions=True,
-        **options,
+    storage, close_storage = limits_storage(
+        client, limits_uri(settings.redis_url), prefix + "limits", timeout
     )
     counters = RedisCounters(client, prefix + "charges:")
     limiter = FailOpenLimiter(
@@ -187,15 +192,23 @@ async def _open_redis(
     indexes: RankIndexes = RedisRankIndexes(client, prefix)
     if on_error is not None:
         indexes = cast(RankIndexes, CountingIndexes(indexes, lambda name: on_error("redis", name)))
-    return Backends(
-        store,
-        indexes,
-        broker,
-        limiter,
-        client.ping,
-        boards,
-        client.aclose,
-    )
+
+    async def close_clients() -> None:
+        await client.aclose()
+        await close_storage()
+
+    return Backends(store, indexes, broker, limiter, ping(client), boards, close_clients)
+
+
+def ping(client: aioredis.Redis) -> Callable[[], Awaitable[Any]]:
+    """Readiness: PING the server, or every master of a cluster (a master that is down, until
+    its replica takes over, makes the process not ready)."""
+    from scoreboard.realtime.redis_cluster import is_cluster
+
+    if is_cluster(client):
+        command: Callable[..., Awaitable[Any]] = client.execute_command
+        return lambda: command("PING", target_nodes="primaries")
+    return client.ping
 
 
 class CountingErrors(MethodProxy):

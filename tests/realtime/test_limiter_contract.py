@@ -34,27 +34,25 @@ class Limiters:
     clock: Clock
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def limiters(request: pytest.FixtureRequest) -> Limiters:
     """Sync, so that it may pull the async Redis fixtures lazily (as the rank-index contract
-    does): the memory run needs no Redis at all."""
+    does): the memory run needs no Redis at all. `cluster`: the session's Redis Cluster, with
+    `limits`' own cluster storage (`async+redis+cluster://`), as the service makes it."""
     clock = Clock(START)
     if request.param == "memory":
         one = LimitsRateLimiter.in_memory(clock)
         return Limiters(one, one, clock)
-    from limits.aio.storage import RedisStorage
+    from scoreboard.backends import limits_uri
+    from scoreboard.realtime.limiter import limits_storage
 
-    client = request.getfixturevalue("redis_client")
-    prefix = request.getfixturevalue("redis_prefix")
-    url = request.getfixturevalue("redis_url")
+    kind = request.param
+    client = request.getfixturevalue(f"{kind}_client")
+    prefix = request.getfixturevalue(f"{kind}_prefix")
+    url = request.getfixturevalue(f"{kind}_url")
 
     def limiter() -> LimitsRateLimiter:
-        storage = RedisStorage(
-            "async+" + url,
-            implementation="redispy",
-            key_prefix=prefix + "limits",
-            connection_pool=client.connection_pool,
-        )
+        storage, _ = limits_storage(client, limits_uri(url), prefix + "limits", 5.0)
         return LimitsRateLimiter(storage, counters=RedisCounters(client, prefix + "c:", clock))
 
     return Limiters(limiter(), limiter(), clock)

@@ -17,14 +17,14 @@ from scoreboard.realtime.memory import MemoryRankIndex
 from scoreboard.realtime.redis import RedisRankIndex, decode_member, encode_member
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def index(request: pytest.FixtureRequest) -> RankIndex:
     """The index under test. Sync, so that it may pull the async Redis fixtures lazily: the
-    memory run then needs no Redis at all."""
+    memory run then needs no Redis at all. `cluster`: on a Redis Cluster of the session's."""
     if request.param == "memory":
         return MemoryRankIndex()
-    client = request.getfixturevalue("redis_client")
-    prefix = request.getfixturevalue("redis_prefix")
+    client = request.getfixturevalue(f"{request.param}_client")
+    prefix = request.getfixturevalue(f"{request.param}_prefix")
     return RedisRankIndex(client, prefix, board="global")
 
 

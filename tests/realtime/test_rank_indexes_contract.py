@@ -28,13 +28,21 @@ from scoreboard.realtime.redis_indexes import RedisRankIndexes, pipelined
 Batch = list[tuple[Standing, int]]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def indexes(request: pytest.FixtureRequest) -> RankIndexes:
-    """The storage under test. Sync, so that the memory run needs no Redis at all."""
+    """The storage under test. Sync, so that the memory run needs no Redis at all.
+    `cluster`: on the session's Redis Cluster."""
     if request.param == "memory":
         return MemoryRankIndexes()
-    client = request.getfixturevalue("redis_client")
-    return RedisRankIndexes(client, request.getfixturevalue("redis_prefix"))
+    client = request.getfixturevalue(f"{request.param}_client")
+    return RedisRankIndexes(client, request.getfixturevalue(f"{request.param}_prefix"))
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def server(request: pytest.FixtureRequest) -> tuple[aioredis.Redis, str]:
+    """(client, key prefix of the test's own) on one Redis, then on a Redis Cluster."""
+    client = request.getfixturevalue(f"{request.param}_client")
+    return client, request.getfixturevalue(f"{request.param}_prefix")
 
 
 def st(user_id: str, score: int, reached_at_us: int = 0) -> Standing:
@@ -151,8 +159,9 @@ async def test_sweep_drops_what_keep_refuses(indexes: RankIndexes) -> None:
 
 
 async def test_redis_drop_unlinks_every_key_and_rebuild_leftovers(
-    redis_client: aioredis.Redis, redis_prefix: str
+    server: tuple[aioredis.Redis, str],
 ) -> None:
+    redis_client, redis_prefix = server
     indexes = RedisRankIndexes(redis_client, redis_prefix)
     await ready(indexes, "old")
     await indexes.index("old").apply(st("u", 1), 1)
@@ -171,8 +180,9 @@ async def test_redis_drop_unlinks_every_key_and_rebuild_leftovers(
 
 
 async def test_redis_sweep_sees_other_processes_and_only_its_prefix(
-    redis_client: aioredis.Redis, redis_prefix: str
+    server: tuple[aioredis.Redis, str],
 ) -> None:
+    redis_client, redis_prefix = server
     mine = RedisRankIndexes(redis_client, redis_prefix)
     other = RedisRankIndexes(redis_client, redis_prefix)  # another process, same prefix
     # Prefixes that a glob would confuse with each other unless escaped.
@@ -236,9 +246,57 @@ async def test_redis_a_batch_over_four_views_is_one_round_trip(
         await client.aclose()
 
 
-async def test_redis_pipelined_loads_a_script_redis_lacks(
-    redis_client: aioredis.Redis, redis_prefix: str
+async def test_cluster_a_batch_over_views_is_one_round_trip_per_node(
+    cluster_url: str, cluster_prefix: str
 ) -> None:
+    """Twelve views spread over the three masters: one batch is one pipeline per node that
+    holds any of them (its views' EVALSHAs together), sent concurrently."""
+    from redis.asyncio.cluster import RedisCluster
+
+    from scoreboard.realtime.redis_cluster import cluster_client
+
+    sends: list[tuple[int, list[str]]] = []
+    packed: list[str] = []
+
+    class Counting(Connection):
+        def pack_commands(self, commands: Any) -> list[bytes]:
+            commands = list(commands)
+            packed.extend(str(c[0]) for c in commands)
+            return super().pack_commands(commands)
+
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            sends.append((int(self.port), packed[:]))
+            packed.clear()
+            await super().send_packed_command(command, check_health)
+
+    client: RedisCluster = cluster_client(cluster_url, 5.0)
+    client.nodes_manager.connection_kwargs["connection_class"] = Counting
+    try:
+        await client.initialize()
+        indexes = RedisRankIndexes(client, cluster_prefix)
+        keys = [f"daily:2026-12-{d:02d}:" for d in range(1, 13)]
+        await ready(indexes, *keys)
+        nodes = {client.get_node_from_key(f"{cluster_prefix}rank:{{{key}}}:z") for key in keys}
+        assert len(nodes) == 3  # the views are spread over every master
+        await indexes.apply_views([(key, [(st("warm", 1), 1)]) for key in keys])  # scripts held
+        sends.clear()
+        batch = [(key, [(st("u", i + 1), 1), (st("v", 100), 1)]) for i, key in enumerate(keys)]
+        ranks = await indexes.apply_views(batch)
+        per_node: dict[int, int] = {}
+        for port, commands in sends:
+            assert commands and set(commands) == {"EVALSHA"}
+            per_node[port] = per_node.get(port, 0) + 1
+        assert per_node == {int(node.port): 1 for node in nodes if node is not None}
+        assert sum(len(commands) for _, commands in sends) == len(keys)
+        assert ranks == [[2, 1]] * len(keys)
+    finally:
+        await client.aclose()
+
+
+async def test_redis_pipelined_loads_a_script_redis_lacks(
+    server: tuple[aioredis.Redis, str],
+) -> None:
+    redis_client, redis_prefix = server
     from scoreboard.realtime.redis_index import ScriptCall
 
     known = redis_client.register_script("return ARGV[1]")
@@ -321,11 +379,13 @@ async def replay(indexes: RankIndexes, calls: list[Any]) -> None:
 
 
 async def replay_on(kind: str, redis_url: str | None, calls: list[Any]) -> None:
+    from scoreboard.backends import redis_client
+
     if kind == "memory":
         await replay(MemoryRankIndexes(), calls)
         return
     assert redis_url is not None
-    client = aioredis.Redis.from_url(redis_url)
+    client = redis_client(redis_url, 5.0)  # a `RedisCluster` for a `redis+cluster://` URL
     prefix = f"sbtest:{uuid.uuid4().hex[:10]}:"
     try:
         await replay(RedisRankIndexes(client, prefix), calls)
@@ -336,7 +396,7 @@ async def replay_on(kind: str, redis_url: str | None, calls: list[Any]) -> None:
         await client.aclose()
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
+@pytest.mark.parametrize("kind", ["memory", "redis", "cluster"])
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -344,5 +404,5 @@ async def replay_on(kind: str, redis_url: str | None, calls: list[Any]) -> None:
 def test_apply_views_matches_a_fold_per_view(
     kind: str, request: pytest.FixtureRequest, calls: list[Any]
 ) -> None:
-    redis_url = request.getfixturevalue("redis_url") if kind == "redis" else None
+    redis_url = request.getfixturevalue(f"{kind}_url") if kind != "memory" else None
     asyncio.run(replay_on(kind, redis_url, calls))

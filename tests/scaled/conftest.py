@@ -36,6 +36,9 @@ SCALED_ENV = {
 }
 
 Start = Callable[..., Awaitable[ServerProcess]]
+# Until `/readyz` answers 200. Generous: on a loaded 2-core machine one process spent 13 s in
+# its imports alone, and tests start three at once.
+START_SECONDS = 90.0
 
 
 @pytest.fixture
@@ -62,6 +65,17 @@ def env(fresh_pg_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
 
 
 @pytest.fixture
+def cluster_env(fresh_pg_url: str, cluster_url: str, cluster_prefix: str) -> dict[str, str]:
+    """`env` on the session's Redis Cluster (`redis+cluster://`) instead of one Redis."""
+    return {
+        **SCALED_ENV,
+        "SCOREBOARD_DATABASE_URL": fresh_pg_url,
+        "SCOREBOARD_REDIS_URL": cluster_url,
+        "SCOREBOARD_REDIS_PREFIX": cluster_prefix,
+    }
+
+
+@pytest.fixture
 async def start(tmp_path: Path) -> AsyncIterator[Start]:
     """`await start(env, name="a")`: a ready `scoreboard serve`; stopped after the test."""
     started: list[ServerProcess] = []
@@ -73,7 +87,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         server = ServerProcess(tmp_path / name, values, port=port)
         started.append(server)
         if ready:
-            return await asyncio.to_thread(server.start)
+            return await asyncio.to_thread(server.start, START_SECONDS)
         await asyncio.to_thread(server.spawn)
         return server
 

@@ -1,5 +1,5 @@
-"""`open_backends` wires every Redis URL scheme (redis://, unix://, rediss://) into a working
-index, broker and rate limiter; a wrong scheme is refused."""
+"""`open_backends` wires every Redis URL scheme (redis://, unix://, rediss://,
+redis+cluster://) into a working index, broker and rate limiter; a wrong scheme is refused."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from scoreboard.backends import (
 )
 from scoreboard.config import Settings
 from scoreboard.domain.ranking import RankedEntry, Standing
+from scoreboard.realtime.base import Charge
 from scoreboard.realtime.redis import RedisBroker
+from scoreboard.realtime.redis_cluster import ClusterAddress, parse_cluster_url
 from scoreboard.realtime.redis_indexes import RedisRankIndexes
 
 
@@ -60,6 +62,29 @@ def test_limits_uris() -> None:
     assert limits_uri("redis://h:1/0") == "async+redis://h:1/0"
     assert limits_uri("rediss://h:1/0") == "async+rediss://h:1/0"
     assert limits_uri("unix:///tmp/r.sock?db=0") == "async+redis+unix:///tmp/r.sock?db=0"
+    cluster = "redis+cluster://:pw@h:1,k:2"
+    assert limits_uri(cluster) == "async+redis+cluster://:pw@h:1,k:2"
+
+
+def test_cluster_urls() -> None:
+    address = parse_cluster_url("redis+cluster://u%40x:p%3Aw@h1:7000,10.0.0.2:7001/")
+    assert address == ClusterAddress([("h1", 7000), ("10.0.0.2", 7001)], "u@x", "p:w")
+    assert parse_cluster_url("redis+cluster://h:1") == ClusterAddress([("h", 1)], None, None)
+    assert parse_cluster_url("redis+cluster://:pw@h:1/0").password == "pw"
+    for bad in ("redis+cluster://h", "redis+cluster://", "redis+cluster://h:1/2", "redis://h:1"):
+        with pytest.raises(ValueError):
+            parse_cluster_url(bad)
+
+
+async def test_cluster_scheme(cluster_url: str, cluster_prefix: str, tmp_path: Path) -> None:
+    """Named by one node only: the others are discovered."""
+    one_node = cluster_url.split(",")[0]
+    await every_part_works(one_node, cluster_prefix, tmp_path)
+
+
+async def test_a_malformed_cluster_url_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        await open_backends(settings(tmp_path, "redis+cluster://127.0.0.1"))
 
 
 async def test_redis_scheme(redis_url: str, redis_prefix: str, tmp_path: Path) -> None:
@@ -95,6 +120,9 @@ async def every_part_works(url: str, prefix: str, tmp_path: Path) -> None:
         assert await asyncio.wait_for(got.get(), 3) == b"hello"
         decisions = [(await limiter.hit("2/minute", "k")).allowed for _ in range(3)]
         assert decisions == [True, True, False]  # counted in Redis, not failing open
+        charges = [Charge("n", "2/minute")]
+        charged = [(await limiter.charge(charges, "score", "u")).allowed for _ in range(3)]
+        assert charged == [True, True, False]
         assert backends.redis_ping is not None
         await backends.redis_ping()
     finally:

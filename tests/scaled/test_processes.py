@@ -1,6 +1,7 @@
 """Several `scoreboard serve` processes on one PostgreSQL and one Redis behave as one service:
 live updates cross processes, rate limits and idempotency keys hold across them, and every
-process serves the same leaderboard, equal to SQL's."""
+process serves the same leaderboard, equal to SQL's. The same on a Redis Cluster
+(`redis+cluster://`, the session's three masters and three replicas)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ from .conftest import Start, board_items, event_ids, sql_board
 pytestmark = pytest.mark.e2e
 
 SCORE = "/api/v1/scores/events"
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The scaled environment on one Redis, then on a Redis Cluster."""
+    name = "env" if request.param == "redis" else "cluster_env"
+    return dict(request.getfixturevalue(name))
 
 
 def bearer(token: str) -> dict[str, str]:

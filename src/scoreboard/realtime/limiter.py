@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
@@ -195,6 +195,49 @@ class RedisCounters:
         if allowed:
             return ALLOWED
         return _refusal(int(refused), float(wait))
+
+
+def limits_storage(
+    client: aioredis.Redis, uri: str, key_prefix: str, timeout: float
+) -> tuple[Storage, Callable[[], Awaitable[None]]]:
+    """The `limits` storage on the index's Redis, and how to close what it opened.
+
+    On one Redis it shares the index's connection pool (and so its timeouts). On a cluster
+    (`async+redis+cluster://`) `limits` makes its own `RedisCluster` (it takes no client),
+    bounded and never retried like the index's."""
+    from limits.aio.storage import RedisClusterStorage, RedisStorage
+
+    if not uri.startswith("async+redis+cluster://"):
+        pool = client.connection_pool
+        storage = RedisStorage(
+            uri,
+            implementation="redispy",
+            key_prefix=key_prefix,
+            wrap_exceptions=True,
+            connection_pool=pool,  # type: ignore[arg-type]
+        )
+        return storage, _nothing
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "require_full_coverage": False,
+    }
+    cluster = RedisClusterStorage(
+        uri, implementation="redispy", key_prefix=key_prefix, wrap_exceptions=True, **options
+    )
+
+    async def close() -> None:
+        await cluster.bridge.storage.aclose()  # type: ignore[attr-defined]
+
+    return cluster, close
+
+
+async def _nothing() -> None:
+    return None
 
 
 class LimitsRateLimiter:

@@ -5,6 +5,10 @@ silently, losing messages without telling anyone; some leave the connection dead
 module never relies on it: each connection attempt uses a fresh `PubSub`, any error ends it,
 and the supervisor reconnects with backoff, resubscribes and then awaits `on_resync` so the
 hub can send every local client a fresh snapshot.
+
+On a Redis Cluster the channel is a sharded channel (`SPUBLISH`/`SSUBSCRIBE`): the
+subscription is a connection to the master of its slot, found again after every loss
+(`realtime.redis_cluster`), so a failover is one more reconnect and resync.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
@@ -23,15 +27,30 @@ from redis.exceptions import RedisError
 
 from scoreboard.logs import RepeatedWarning
 from scoreboard.realtime.base import MessageHandler, ResyncHandler
+from scoreboard.realtime.redis_cluster import (
+    ShardedSubscription,
+    cluster_client,
+    cluster_name,
+    is_cluster,
+    is_cluster_url,
+    mark_stale,
+    sharded_subscription,
+)
+
+if TYPE_CHECKING:
+    from scoreboard.realtime.redis_cluster import AnyRedis
 
 log = logging.getLogger(__name__)
 LOST = "subscription"
 LOST_EVERY_SECONDS = 30.0  # while Redis stays down: one line now, then one per this
 
 
-def server_name(client: aioredis.Redis) -> str:
-    """`redis 10.0.0.5:6379` (or the socket path) for log lines: which server is meant."""
-    kwargs = client.connection_pool.connection_kwargs
+def server_name(client: AnyRedis) -> str:
+    """`redis 10.0.0.5:6379` (or the socket path, or `redis cluster` and its startup nodes)
+    for log lines: which server is meant."""
+    if is_cluster(client):
+        return cluster_name(client)
+    kwargs = client.connection_pool.connection_kwargs  # type: ignore[union-attr]
     if "path" in kwargs:
         return f"redis {kwargs['path']}"
     return f"redis {kwargs.get('host', '?')}:{kwargs.get('port', 6379)}"
@@ -66,7 +85,7 @@ class RedisBroker:
 
     def __init__(
         self,
-        url_or_client: str | aioredis.Redis,
+        url_or_client: str | AnyRedis,
         channel: str,
         *,
         publish_timeout: float = 1.0,
@@ -76,7 +95,11 @@ class RedisBroker:
         ping_interval: float = 5.0,
         on_lost: Callable[[], None] | None = None,
     ) -> None:
-        if isinstance(url_or_client, str):
+        self._client: Any
+        if isinstance(url_or_client, str) and is_cluster_url(url_or_client):
+            self._client = cluster_client(url_or_client, connect_timeout)
+            self._owns_client = True
+        elif isinstance(url_or_client, str):
             self._client = aioredis.Redis.from_url(
                 url_or_client, socket_connect_timeout=connect_timeout, socket_timeout=5.0
             )
@@ -103,6 +126,8 @@ class RedisBroker:
         self._lost = RepeatedWarning(log, every=LOST_EVERY_SECONDS)
         self._down = False
         self._on_lost = on_lost  # every failed (re)subscription, for metrics
+        self._sharded = is_cluster(self._client)
+        self._node: ShardedSubscription | None = None  # the sharded subscription's connection
 
     @property
     def connected(self) -> bool:
@@ -143,10 +168,11 @@ class RedisBroker:
         try:
             async with asyncio.timeout(self._publish_timeout):
                 try:
-                    await self._client.publish(self._channel, message)
+                    await self._publish(message)
                 except (ConnectionError, RedisConnectionError):
-                    await self._client.publish(self._channel, message)
+                    await self._publish(message)
         except (RedisError, OSError, TimeoutError) as exc:
+            mark_stale(self._client)
             # The first failure of a run is a warning; the rest would flood the log.
             level = logging.DEBUG if self._publish_failing else logging.WARNING
             log.log(
@@ -164,6 +190,12 @@ class RedisBroker:
         if not self._subscribed:
             self._wake.set()  # Redis answers: cut the subscriber's backoff short
         return True
+
+    async def _publish(self, message: bytes) -> None:
+        if self._sharded:
+            await self._client.spublish(self._channel, message)
+        else:
+            await self._client.publish(self._channel, message)
 
     async def close(self) -> None:
         """Cancel the subscriber, close its connection, and the client if the broker owns it."""
@@ -191,7 +223,7 @@ class RedisBroker:
                     await self._pump(pubsub)
                 finally:
                     self._subscribed = False
-                    await _aclose(pubsub)
+                    await self._release(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure, even a bug: log it and reconnect
@@ -224,16 +256,25 @@ class RedisBroker:
 
     async def _subscribe(self) -> PubSub:
         """A fresh PubSub subscribed to the channel, confirmed by the server."""
-        pubsub = self._client.pubsub()
+        pubsub: PubSub | None = None
         try:
             async with asyncio.timeout(self._connect_timeout):
-                await pubsub.subscribe(self._channel)
+                if self._sharded:
+                    self._node = await sharded_subscription(
+                        self._client, self._channel, self._connect_timeout, refresh=self._down
+                    )
+                    pubsub = self._node.pubsub
+                    await pubsub.ssubscribe(self._channel)
+                else:
+                    pubsub = self._client.pubsub()
+                    await pubsub.subscribe(self._channel)
+                confirmed = "ssubscribe" if self._sharded else "subscribe"
                 while True:
                     message = await pubsub.get_message(timeout=self._connect_timeout)
-                    if message is not None and message["type"] == "subscribe":
+                    if message is not None and message["type"] == confirmed:
                         break
         except BaseException:
-            await _aclose(pubsub)
+            await self._release(pubsub)
             raise
         # Should redis-py reconnect this connection by itself, messages may have been lost:
         # the callback makes the pump resync the clients.
@@ -279,8 +320,12 @@ class RedisBroker:
             now = loop.time()
             if message is not None:
                 last_seen, ping_sent = now, None
-                if message["type"] == "message":
+                if message["type"] in ("message", "smessage"):
                     await self._deliver(message["data"])
+                elif message["type"] == "sunsubscribe":
+                    # Unasked: the channel's slot moved to another node (a failover, a
+                    # resharding). Subscribe again where it is now.
+                    raise ConnectionError("the channel's slot moved to another node")
             if self._reconnected:
                 self._reconnected = False
                 await self._resync()
@@ -297,6 +342,16 @@ class RedisBroker:
             await self._on_message(data.encode() if isinstance(data, str) else data)
         except Exception:
             log.exception("redis broker: message handler failed")
+
+    async def _release(self, pubsub: PubSub | None) -> None:
+        """Close a subscription's PubSub, and its own connection on a cluster."""
+        node, self._node = self._node, None
+        try:
+            if pubsub is not None:
+                await _aclose(pubsub)
+        finally:
+            if node is not None:
+                await node.aclose()
 
 
 async def _aclose(pubsub: PubSub) -> None:

@@ -6,8 +6,9 @@ Each view is a board of its own in the sense of `realtime.redis_index` (keys
 marker, rebuild lock and rebuild (`realtime.redis_shared`), exactly like `global` alone.
 
 `apply_views` sends every view's `APPLY_MANY` script call in ONE non-transactional pipeline of
-`EVALSHA`s: one round trip, each call atomic, touching only its view's keys, so a Redis Cluster
-client can later split the pipeline per node without changing the calls. redis-py's `Script`
+`EVALSHA`s: one round trip, each call atomic, touching only its view's keys, so that on a
+Redis Cluster the client's `ClusterPipeline` splits it per node (one pipeline per node, sent
+concurrently: one round trip per node) without changing the calls. redis-py's `Script`
 objects are not used on the pipeline: they would ask `SCRIPT EXISTS` first, a second round trip
 on every batch. When Redis does not hold the script (first use, a restart, `SCRIPT FLUSH`), its
 calls come back `NOSCRIPT` without having run: the script is loaded and they are sent again.
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from scoreboard.aio import resume_cancel
 from scoreboard.domain.ranking import Standing
 from scoreboard.realtime.base import check_view_key
+from scoreboard.realtime.redis_cluster import mark_stale
 from scoreboard.realtime.redis_index import ranks_of
 from scoreboard.realtime.redis_shared import SharedRedisIndex
 
@@ -135,11 +137,27 @@ async def pipelined(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list
 
 
 async def _send(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
-    async with client.pipeline(transaction=False) as pipe:
-        for call in calls:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    """One pipeline; on a Redis Cluster one per node, sent concurrently (one round trip per
+    node). A lost node marks the cluster client's slot map stale (`mark_stale`)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for call in calls:
+                # Not `pipe.evalsha`, which a cluster pipeline refuses; it routes this one
+                # by its keys.
+                pipe.execute_command(
+                    "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args
+                )
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        mark_stale(client)
+        raise
     resume_cancel()
+    for reply in replies:
+        if isinstance(reply, (RedisConnectionError, RedisTimeoutError)):
+            mark_stale(client)
     return replies
 
 

@@ -128,7 +128,9 @@ class StagedRebuild:
         staged = staged_keys(tmp)
         async with self._client.pipeline(transaction=True) as begin:
             begin.set(self._rebuild, tmp, ex=STAGING_TTL)
-            begin.unlink(self._dirty)
+            # Not `begin.unlink`: a cluster pipeline's is a coroutine (it splits keys by slot)
+            # and would silently queue nothing.
+            begin.execute_command("UNLINK", self._dirty)
             await begin.execute()
         pending: set[asyncio.Future[Any]] = set()
         try:
