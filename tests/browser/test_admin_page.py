@@ -436,20 +436,23 @@ async def test_flags_queue(
     page, problems = await open_admin(browser, server)
     await sign_in(page, "boss")
     await signed_in(page, "boss")
-    await score(server, "fast", "TASK_COMPLETED", "TASK_COMPLETED")
+    await score(server, "fast", "TASK_COMPLETED")  # 10 points in a minute: over 1
 
     flags = page.locator(f"#flags-rows tr[data-user-id='{fast}']")
     await expect(flags.first).to_be_visible(timeout=WITHIN_MS)  # the page polls the queue
     await expect(flags.first.locator("td").nth(2)).to_have_text("max_points_per_minute")
     flag_id = await flags.first.get_attribute("data-flag-id")
     count = await flags.count()
+    await flags.first.locator("button.link").click()  # the flag's user, looked up
+    await expect(page.locator("#user-id")).to_have_text(fast)
+    await shown_status(page, "active")
+    await expect(page.locator("#user-flags")).to_have_text(str(count))
     await flags.first.locator("button[data-action='quarantine']").click()
     await confirm(page, "too fast")
     await expect(page.locator("#confirm")).to_be_hidden()
     await expect(page.locator(f"#flags-rows tr[data-flag-id='{flag_id}']")).to_have_count(0)
     await expect(flags).to_have_count(count - 1)
+    await shown_status(page, "quarantined")  # the user shown follows
     assert fast not in await public_ids(server)
-    await look_up(page, fast, by="user_id")
-    await shown_status(page, "quarantined")
     await expect(page.locator("#audit-rows tr[data-action='resolve_flag']")).to_have_count(1)
     assert problems == []

@@ -41,7 +41,8 @@ async function call(path, { method = "GET", body, token = null } = {}) {
       credentials: "omit",
     });
   } catch {
-    return { ok: false, status: 0, data: null, error: { code: "NETWORK", message: NETWORK_MESSAGE } };
+    const error = { code: "NETWORK", message: NETWORK_MESSAGE };
+    return { ok: false, status: 0, data: null, error };
   }
   let data = null;
   if (res.status !== 204) {
@@ -95,14 +96,16 @@ export async function login(name, password) {
 export async function logout() {
   const refresh = session.refresh;
   forget();
-  if (refresh) await call("/api/v1/auth/logout", { method: "POST", body: { refresh_token: refresh } });
+  if (!refresh) return;
+  await call("/api/v1/auth/logout", { method: "POST", body: { refresh_token: refresh } });
 }
 
 async function renew() {
   const refresh = session.refresh;
   if (!refresh) return false;
   session.refresh = null; // single use, whatever the answer
-  const r = await call("/api/v1/auth/refresh", { method: "POST", body: { refresh_token: refresh } });
+  const body = { refresh_token: refresh };
+  const r = await call("/api/v1/auth/refresh", { method: "POST", body });
   if (!r.ok) return false;
   keep(r.data);
   return true;
@@ -112,7 +115,8 @@ async function renew() {
 export async function authed(path, options = {}) {
   const token = session.access;
   if (!token) {
-    return { ok: false, status: 401, data: null, error: { code: "UNAUTHENTICATED", message: "Not signed in." } };
+    const error = { code: "UNAUTHENTICATED", message: "Not signed in." };
+    return { ok: false, status: 401, data: null, error };
   }
   const r = await call(path, { ...options, token });
   if (r.status !== 401) return r;

@@ -14,59 +14,23 @@
 
 import * as api from "./admin-api.js";
 import { confirmAction } from "./admin-dialog.js";
+import { $, cell, empty, say, when } from "./admin-dom.js";
+import * as userPanel from "./admin-user.js";
 
 const FLAGS_REFRESH_MS = 5_000;
-const EVENTS_PAGE = 20;
 const AUDIT_PAGE = 15;
 const NOT_ADMIN = "This account is not an admin.";
 const ENDED = "Your session has ended — please sign in again.";
 
-const $ = (selector) => document.querySelector(selector);
-const numberFormat = new Intl.NumberFormat();
+let flagsTimer = null;
 
-const state = {
-  user: null, // the user view shown, or null
-  events: [], // the user's events shown, newest first
-  eventsCursor: null,
-  seq: 0, // bumps on every new lookup: answers for an older one are dropped
-  flagsTimer: null,
-};
-
-// ---------------------------------------------------------------------------------------------
-// Small helpers
-
-function say(text, kind = "info") {
-  const el = $("#message");
-  el.textContent = text;
-  el.dataset.kind = kind;
-}
-
-function cell(tag, text, className) {
-  const el = document.createElement(tag);
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  if (className) el.className = className;
-  return el;
-}
-
-function when(iso) {
-  const date = new Date(iso);
-  const el = cell("td", Number.isNaN(date.getTime()) ? iso : date.toLocaleString());
-  el.dataset.at = iso;
-  return el;
-}
-
+/** A flag's detail (the numbers that tripped its rule) as one line of text. */
 function detailText(detail) {
   if (detail === null || detail === undefined) return "";
-  return typeof detail === "string" ? detail : JSON.stringify(detail);
-}
-
-function empty(tbody, columns, text) {
-  const tr = document.createElement("tr");
-  tr.className = "empty";
-  const td = cell("td", text);
-  td.colSpan = columns;
-  tr.append(td);
-  tbody.replaceChildren(tr);
+  if (typeof detail !== "object") return String(detail);
+  return Object.entries(detail)
+    .map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
+    .join(", ");
 }
 
 /** A failed authenticated call: a 401 ends the session, a 403 means not an admin. True when
@@ -93,10 +57,9 @@ function showSignedIn() {
   $("#session").hidden = !on;
   $("#admin-who").textContent = on ? api.username() : "";
   if (!on) {
-    $("#user").hidden = true;
-    state.user = null;
-    clearInterval(state.flagsTimer);
-    state.flagsTimer = null;
+    userPanel.clearUser();
+    clearInterval(flagsTimer);
+    flagsTimer = null;
   }
 }
 
@@ -139,7 +102,7 @@ $("#signin-form").addEventListener("submit", async (event) => {
     say(`Signed in as ${name}.`, "ok");
     renderAudit(probe.data.items);
     loadFlags();
-    state.flagsTimer = setInterval(() => {
+    flagsTimer = setInterval(() => {
       if (document.visibilityState === "visible") loadFlags();
     }, FLAGS_REFRESH_MS);
     $("#lookup-value").focus();
@@ -162,7 +125,9 @@ async function loadFlags() {
     return;
   }
   const items = r.data.items;
-  status.textContent = items.length === 1 ? "1 open flag." : `${items.length} open flags.`;
+  status.textContent = r.data.next_cursor
+    ? `The newest ${items.length} open flags (there are more).`
+    : items.length === 1 ? "1 open flag." : `${items.length} open flags.`;
   const tbody = $("#flags-rows");
   if (items.length === 0) {
     empty(tbody, 5, "No open flags.");
@@ -179,17 +144,24 @@ function flagRow(flag) {
   const open = cell("button", flag.user_id, "link");
   open.type = "button";
   open.title = "Look this user up";
-  open.addEventListener("click", () => lookUp("user_id", flag.user_id));
+  open.addEventListener("click", () => userPanel.lookUp("user_id", flag.user_id));
   user.append(open);
   const buttons = cell("td", null, "actions");
-  for (const [action, label] of [["dismiss", "Dismiss"], ["ban", "Ban"], ["quarantine", "Quarantine"]]) {
+  const resolutions = [["dismiss", "Dismiss"], ["ban", "Ban"], ["quarantine", "Quarantine"]];
+  for (const [action, label] of resolutions) {
     const b = cell("button", label, action === "ban" ? "danger" : "");
     b.type = "button";
     b.dataset.action = action;
     b.addEventListener("click", () => resolveFlag(flag, action, label));
     buttons.append(b);
   }
-  tr.append(when(flag.created_at), user, cell("td", flag.rule), cell("td", detailText(flag.detail)), buttons);
+  tr.append(
+    when(flag.created_at),
+    user,
+    cell("td", flag.rule),
+    cell("td", detailText(flag.detail)),
+    buttons,
+  );
   return tr;
 }
 
@@ -204,7 +176,8 @@ async function resolveFlag(flag, action, label) {
   });
   if (!done || ended(done)) return;
   say(`Flag ${flag.flag_id} resolved: ${action}.`, "ok");
-  await Promise.all([loadFlags(), loadAudit(), state.user && state.user.user_id === flag.user_id ? reloadUser() : null]);
+  const shown = userPanel.shownUserId() === flag.user_id;
+  await Promise.all([loadFlags(), loadAudit(), shown ? userPanel.reloadUser() : null]);
 }
 
 $("#flags-refresh").addEventListener("click", () => loadFlags());
@@ -212,185 +185,6 @@ $("#flags-refresh").addEventListener("click", () => loadFlags());
 // ---------------------------------------------------------------------------------------------
 // User lookup and view
 
-async function lookUp(by, value) {
-  const seq = ++state.seq;
-  const path = by === "username"
-    ? `/api/v1/admin/users?username=${encodeURIComponent(value)}`
-    : `/api/v1/admin/users/${encodeURIComponent(value)}`;
-  say("Looking up…");
-  const r = await api.authed(path);
-  if (seq !== state.seq || !api.signedIn()) return;
-  if (!r.ok) {
-    if (!ended(r)) say(api.describe(r), "error");
-    return;
-  }
-  say("");
-  renderUser(r.data);
-  await loadEvents(true);
-  $("#user").scrollIntoView({ block: "nearest" });
-}
-
-$("#lookup-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const value = $("#lookup-value").value.trim();
-  if (!value) {
-    say("Enter a username or a user id.", "error");
-    return;
-  }
-  lookUp($("#lookup-by").value, value);
-});
-
-async function reloadUser() {
-  if (!state.user) return;
-  const seq = state.seq;
-  const r = await api.authed(`/api/v1/admin/users/${encodeURIComponent(state.user.user_id)}`);
-  if (seq !== state.seq || !api.signedIn()) return;
-  if (!r.ok) {
-    if (!ended(r)) say(api.describe(r), "error");
-    return;
-  }
-  renderUser(r.data);
-  await loadEvents(true);
-}
-
-$("#user-refresh").addEventListener("click", () => reloadUser());
-
-function renderUser(view) {
-  state.user = view;
-  const section = $("#user");
-  section.hidden = false;
-  section.dataset.userId = view.user_id;
-  $("#user-name").textContent = view.display_name;
-  const status = $("#user-status");
-  status.textContent = view.status;
-  status.dataset.status = view.status;
-  $("#user-username").textContent = view.username;
-  $("#user-id").textContent = view.user_id;
-  $("#user-flags").textContent = String(view.open_flags);
-  $("#ban-btn").disabled = view.status === "banned";
-  $("#unban-btn").disabled = view.status !== "banned";
-  $("#quarantine-btn").disabled = view.status === "quarantined";
-  $("#release-btn").disabled = view.status !== "quarantined";
-  const tbody = $("#boards-rows");
-  if (view.boards.length === 0) {
-    empty(tbody, 4, "On no board yet.");
-    return;
-  }
-  tbody.replaceChildren(...view.boards.map((b) => {
-    const tr = document.createElement("tr");
-    tr.dataset.scope = b.scope;
-    tr.dataset.period = b.period;
-    tr.dataset.score = String(b.score);
-    tr.dataset.rank = b.rank === null ? "" : String(b.rank);
-    const rank = b.rank === null ? (view.status === "active" ? "—" : "hidden") : `#${b.rank}`;
-    tr.append(cell("td", b.scope), cell("td", b.period), cell("td", numberFormat.format(b.score), "score"), cell("td", rank, "score"));
-    return tr;
-  }));
-}
-
-async function loadEvents(fresh) {
-  if (!state.user) return;
-  const seq = state.seq;
-  const params = new URLSearchParams({ user_id: state.user.user_id, limit: String(EVENTS_PAGE) });
-  if (!fresh && state.eventsCursor) params.set("cursor", state.eventsCursor);
-  const r = await api.authed(`/api/v1/admin/events?${params}`);
-  if (seq !== state.seq || !api.signedIn()) return;
-  const status = $("#events-status");
-  if (!r.ok) {
-    if (!ended(r)) status.textContent = `The events could not be read: ${api.describe(r)}`;
-    if (fresh) $("#events-rows").replaceChildren();
-    $("#events-more").hidden = true;
-    return;
-  }
-  state.events = fresh ? r.data.items : state.events.concat(r.data.items);
-  state.eventsCursor = r.data.next_cursor ?? null;
-  status.textContent = "";
-  $("#events-more").hidden = !state.eventsCursor;
-  const tbody = $("#events-rows");
-  if (state.events.length === 0) {
-    empty(tbody, 7, "No events.");
-    return;
-  }
-  tbody.replaceChildren(...state.events.map(eventRow));
-}
-
-function eventRow(e) {
-  const tr = document.createElement("tr");
-  tr.dataset.eventId = String(e.event_id);
-  tr.dataset.points = String(e.points);
-  const voided = e.voided_by !== null && e.voided_by !== undefined;
-  const compensation = e.voids !== null && e.voids !== undefined;
-  tr.dataset.state = voided ? "voided" : compensation ? "compensation" : "counted";
-  const stateText = voided ? `voided by #${e.voided_by}` : compensation ? `voids #${e.voids}` : "";
-  const points = e.points > 0 ? `+${numberFormat.format(e.points)}` : numberFormat.format(e.points);
-  const button = cell("button", "Void", "void");
-  button.type = "button";
-  button.disabled = voided || compensation;
-  button.title = voided ? "Already voided" : compensation ? "A compensation cannot be voided" : "Void this event";
-  button.addEventListener("click", () => voidEvent(e));
-  const last = cell("td", null, "actions");
-  last.append(button);
-  tr.append(cell("td", `#${e.event_id}`), when(e.created_at), cell("td", e.action_type), cell("td", points, "score"), cell("td", e.source), cell("td", stateText, "state"), last);
-  return tr;
-}
-
-$("#events-more").addEventListener("click", () => loadEvents(false));
-
-async function voidEvent(e) {
-  const done = await confirmAction({
-    title: `Void event #${e.event_id}`,
-    text: `${e.action_type}, ${e.points} points: a compensating event takes them back on every board.`,
-    run: (reason) => api.authed(`/api/v1/admin/events/${e.event_id}/void`, { method: "POST", body: { reason } }),
-  });
-  if (!done || ended(done)) return;
-  say(`Event #${e.event_id} voided.`, "ok");
-  await Promise.all([reloadUser(), loadAudit()]);
-}
-
-const VERBS = { ban: "Ban", unban: "Unban", quarantine: "Quarantine", release: "Release" };
-const EFFECTS = {
-  ban: "They leave every board and their writes are refused.",
-  unban: "They are back on every board with their scores.",
-  quarantine: "They are hidden from every public board; they still see their own standing.",
-  release: "They are back on every public board.",
-};
-
-for (const action of Object.keys(VERBS)) {
-  $(`#${action}-btn`).addEventListener("click", async () => {
-    const user = state.user;
-    if (!user) return;
-    const done = await confirmAction({
-      title: `${VERBS[action]} ${user.display_name}`,
-      text: EFFECTS[action],
-      run: (reason) => api.authed(`/api/v1/admin/users/${encodeURIComponent(user.user_id)}/${action}`, {
-        method: "POST",
-        body: { reason },
-      }),
-    });
-    if (!done || ended(done)) return;
-    say(`${user.display_name}: ${done.data.status}.`, "ok");
-    if (!state.user || state.user.user_id !== user.user_id) return;
-    renderUser(done.data); // the answer is the user's view afterwards
-    await Promise.all([loadEvents(true), loadAudit()]);
-  });
-}
-
-$("#adjust-btn").addEventListener("click", async () => {
-  const user = state.user;
-  if (!user) return;
-  const done = await confirmAction({
-    title: `Adjust ${user.display_name}'s score`,
-    text: "Counts on every board that counts all actions, in the current period.",
-    points: true,
-    run: (reason, points) => api.authed(`/api/v1/admin/users/${encodeURIComponent(user.user_id)}/adjust`, {
-      method: "POST",
-      body: { points, reason },
-    }),
-  });
-  if (!done || ended(done)) return;
-  say(`Adjusted by ${done.data.awarded_points}: the score is ${numberFormat.format(done.data.new_score)}.`, "ok");
-  await Promise.all([reloadUser(), loadAudit()]);
-});
 
 // ---------------------------------------------------------------------------------------------
 // Audit log
@@ -415,7 +209,13 @@ function renderAudit(items) {
     const tr = document.createElement("tr");
     tr.dataset.auditId = String(a.audit_id);
     tr.dataset.action = a.action;
-    tr.append(when(a.created_at), cell("td", a.actor), cell("td", a.action), cell("td", a.target), cell("td", a.reason, "reason"));
+    tr.append(
+      when(a.created_at),
+      cell("td", a.actor),
+      cell("td", a.action),
+      cell("td", a.target),
+      cell("td", a.reason, "reason"),
+    );
     return tr;
   }));
 }
@@ -425,5 +225,7 @@ $("#audit-refresh").addEventListener("click", () => loadAudit());
 // ---------------------------------------------------------------------------------------------
 // Start
 
+userPanel.hooks.ended = ended;
+userPanel.hooks.loadAudit = loadAudit;
 showSignedIn();
 $("#signin-username").focus();
