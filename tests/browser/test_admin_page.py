@@ -357,6 +357,10 @@ async def test_a_hostile_display_name_renders_inert(
     await page.wait_for_timeout(300)  # an injected image's error handler would have run
     assert await page.evaluate("window.__xss") is None
     assert await page.locator("main img, main script, dialog img").count() == 0
+    # A phone's width: wide tables scroll inside their panel, the page itself does not.
+    await page.set_viewport_size({"width": 375, "height": 740})
+    widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths == [375, 375]
     assert problems == []
 
 

@@ -159,7 +159,7 @@ function flagRow(flag) {
     when(flag.created_at),
     user,
     cell("td", flag.rule),
-    cell("td", detailText(flag.detail)),
+    cell("td", detailText(flag.detail), "detail"),
     buttons,
   );
   return tr;
