@@ -22,6 +22,7 @@ from scoreboard import __version__
 from scoreboard.aio import resume_cancel
 from scoreboard.api import (
     admin,
+    admin_page,
     boards,
     compat,
     cors,
@@ -287,7 +288,8 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
 
 
 def _mount_web(app: FastAPI) -> None:
-    """The live scoreboard page at `/`, its assets under `/static` (no build step)."""
+    """The live scoreboard page at `/`, the admin page at `/admin`, their assets under
+    `/static` (no build step)."""
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -299,6 +301,7 @@ def _mount_web(app: FastAPI) -> None:
         headers = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
         return FileResponse(WEB_DIR / "client.js", media_type="text/javascript", headers=headers)
 
+    admin_page.install(app, WEB_DIR)  # the admin page at /admin
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
 

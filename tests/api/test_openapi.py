@@ -54,6 +54,7 @@ EXPECTED = {
     "POST /api/v1/admin/users/{user_id}/quarantine": {200, 401, 403, 404, 409, 503},
     "POST /api/v1/admin/users/{user_id}/release": {200, 401, 403, 404, 409, 503},
     "POST /api/v1/admin/users/{user_id}/adjust": {201, 401, 403, 404, 409, 503},
+    "GET /api/v1/admin/users": {200, 401, 403, 404, 503},
     "GET /api/v1/admin/users/{user_id}": {200, 401, 403, 404, 503},
     "POST /api/v1/admin/events/{event_id}/void": {200, 401, 403, 404, 409, 503},
 }

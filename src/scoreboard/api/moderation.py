@@ -1,13 +1,13 @@
 """Moderation, `/api/v1/admin/*` (API.md section 6): ban, unban, quarantine, release, void,
-adjust, the user view. Admins only (`AdminDep`: no token 401, non-admin 403). Handlers: parse,
-one service call, shape."""
+adjust, the user view (by id, or by username for the admin page). Admins only (`AdminDep`: no
+token 401, non-admin 403). Handlers: parse, one service call, shape."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from scoreboard.api.deps import AdminDep, ServicesDep
@@ -58,6 +58,18 @@ _status_route(
     "quarantine", "Hide a user from every public board; they still see their own standing."
 )
 _status_route("release", "End a quarantine: the user is back on every board.")
+
+
+@router.get("/users", responses=errors(401, 403, 404, 503))
+async def find_user(
+    username: Annotated[str, Query(min_length=1, max_length=64)],
+    admin: AdminDep,
+    services: ServicesDep,
+) -> Response:
+    """Look a user up by exact username: the same body as `GET /admin/users/{user_id}`."""
+    del admin
+    view = await services.moderation.find(username)
+    return _json(view.body())
 
 
 @router.get("/users/{user_id}", responses=errors(401, 403, 404, 503))

@@ -163,6 +163,14 @@ class ModerationService:
             boards.append(OnBoard(view.board_id, view.period_id, row[0].score, rank))
         return UserView(user, boards)
 
+    async def find(self, username: str) -> UserView:
+        """The view of the user with exactly this username (`view`); a deleted one is not
+        found."""
+        user = await self._store.get_user_by_username(username)
+        if user is None or not user.active:
+            raise NotFound("No user with that username.")
+        return await self.view(user.user_id)
+
     async def _user(self, user_id: str) -> UserRecord:
         user = await self._store.get_user(user_id)
         if user is None or not user.active:
