@@ -48,6 +48,7 @@ from scoreboard.store.engine import Engines, create_engines
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema import score_events, users
 from scoreboard.store.sql_admin import Admin
+from scoreboard.store.sql_flags import Flags
 from scoreboard.store.sql_friends import Friends
 from scoreboard.store.sql_moderation import Moderation
 from scoreboard.store.sql_outbox import Outbox
@@ -66,10 +67,11 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin, Sessions):
+class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin, Sessions, Flags):
     """Durable users, scores, score events (append-only), idempotency records, actions and
     the rows of every board (the reads: `RankedReads`); friends lists, moderation, the
-    webhook outbox, API keys, roles and the admin audit log, refresh tokens (one mixin each).
+    webhook outbox, API keys, roles and the admin audit log, refresh tokens, the anomaly
+    rules' tables (one mixin each).
     """
 
     def __init__(
