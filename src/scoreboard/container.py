@@ -18,6 +18,7 @@ from scoreboard.service.apikeys import ApiKeys
 from scoreboard.service.audit import AuditLog
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
+from scoreboard.service.flags import FlagService
 from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -25,6 +26,7 @@ from scoreboard.service.live import Live
 from scoreboard.service.moderation import ModerationService
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.roles import RoleService
+from scoreboard.service.rules import RuleEvaluator
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.server_writes import ServerWrites
 from scoreboard.service.sessions import SessionService
@@ -57,6 +59,8 @@ class Services:
     apikeys: ApiKeys  # API keys; `apikeys.caller` authenticates a key or a user's token
     audit: AuditLog
     moderation: ModerationService
+    rules: RuleEvaluator  # the anomaly rules' queue and background evaluation
+    flags: FlagService  # the admins' side of flags
     roles: RoleService
     server_writes: ServerWrites
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured
