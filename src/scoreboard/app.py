@@ -29,6 +29,7 @@ from scoreboard.api import (
     docs_pages,
     errors,
     event_log,
+    flags,
     moderation,
     openapi,
     ops,
@@ -57,6 +58,7 @@ from scoreboard.service.audit import AuditLog
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.event_log import EventLogService
+from scoreboard.service.flags import FlagService
 from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -66,14 +68,16 @@ from scoreboard.service.moderation import ModerationService
 from scoreboard.service.passwords import PasswordHasher
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.roles import RoleService
+from scoreboard.service.rules import RuleEvaluator, address_key
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.server_writes import ServerWrites
 from scoreboard.service.sessions import SessionService
 from scoreboard.service.targets import Clock, system_clock
 from scoreboard.service.tokens import TokenIssuer, TokenVerifier, load_or_create_secret
 from scoreboard.service.topcache import TopCache
-from scoreboard.service.webhooks import WebhookService
+from scoreboard.service.webhooks import USER_FLAGGED, WebhookService
 from scoreboard.single import serving_alone
+from scoreboard.store.flags import FlagRecord
 from scoreboard.store.guard import Guard
 from scoreboard.tracing import provider_from_environment, traced, tracer_of
 
@@ -99,6 +103,22 @@ def build_services(
     guard = getattr(backends.store, "guard", None)  # the SQL store's (`store.guard.Guard`)
     if isinstance(guard, Guard):
         guard.on_error = functools.partial(metrics.backend_error, "database")
+
+    async def quarantine(flag: FlagRecord) -> bool:  # `moderator` is made below
+        return await moderator.quarantine_flagged(flag)
+
+    rules = RuleEvaluator(
+        backends.store,
+        settings.rules(),
+        address_key(secret),
+        clock,
+        queue_size=settings.rules_queue_size,
+        webhook_type=USER_FLAGGED if settings.webhooks_enabled else None,
+        quarantine=quarantine,
+        on_flag=metrics.flagged,
+        on_dropped=metrics.rules_dropped.inc,
+        on_failed=metrics.rules_failed.inc,
+    )
     board = LeaderboardService(
         backends.store,
         backends.indexes,
@@ -145,6 +165,7 @@ def build_services(
         settings.rate_limit_score,
         settings.rate_limit_points,
         on_event=metrics.score_event,
+        on_recorded=rules.committed,
     )
     avatars = AvatarCache(backends.store)
 
@@ -166,6 +187,10 @@ def build_services(
 
     async def audited(actor: str, action: str, target: str, reason: str) -> None:
         await audit.append(actor, action, target, reason)
+
+    moderator = ModerationService(
+        backends.store, board, audited, scoring, webhooks=settings.webhooks_enabled
+    )
 
     return Services(
         settings=settings,
@@ -192,7 +217,13 @@ def build_services(
         metrics=metrics,
         avatars=avatars,
         actions=ActionService(
-            backends.store, scoring, board, catalogue, limiter, settings.rate_limit_score
+            backends.store,
+            scoring,
+            board,
+            catalogue,
+            limiter,
+            settings.rate_limit_score,
+            on_too_fast=rules.too_fast,
         ),
         profiles=ProfileService(backends.store, board, avatars),
         friends=FriendService(backends.store),
@@ -208,9 +239,9 @@ def build_services(
             chunk_size=settings.export_chunk_size,
             budget=settings.db_timeout_seconds,
         ),
-        moderation=ModerationService(
-            backends.store, board, audited, scoring, webhooks=settings.webhooks_enabled
-        ),
+        moderation=moderator,
+        rules=rules,
+        flags=FlagService(backends.store, moderator),
         roles=RoleService(backends.store),
         server_writes=ServerWrites(backends.store, scoring),
         redis_ping=backends.redis_ping,
@@ -260,6 +291,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
 
     live = services.live
     services.committer.start()
+    services.rules.start()
     hub.start()
     board.start()
     live.start()
@@ -280,6 +312,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         await live.close()
         await hub.close()
         await services.committer.close()
+        await services.rules.close()
         await board.close()
         await backends.close()
         provider = app.state.tracer_provider
@@ -345,6 +378,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(moderation.router)
     app.include_router(event_log.router)
+    app.include_router(flags.router)
     app.include_router(ops.router)
     app.include_router(webhooks.router)
     ws.add_live_route(app, "/ws/leaderboard", "canonical")

@@ -3,6 +3,7 @@ once, printed as one line per finding. Nothing is written (no migration, no key)
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -60,6 +61,9 @@ def _catalogue(settings: Settings, report: Report) -> None:
     report.good(f"boards: {names} ({source})")
     if boards.total is None or "global" not in boards:
         report.warn("boards: no `global` all-time board: the routes of API.md sections 2-4 read it")
+    rules = settings.rules()  # checked when the settings were read
+    shown = ", ".join(f"{name} {json.dumps(value)}" for name, value in rules.as_dict().items())
+    report.good(f"rules: {shown} ({settings.rules_file or 'built-in'})")
 
 
 async def _database(settings: Settings, report: Report) -> None:

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from scoreboard.domain.boards import BoardCatalogue
+    from scoreboard.domain.rules import Rules
 
 
 class Settings(BaseSettings):
@@ -51,6 +52,10 @@ class Settings(BaseSettings):
     actions_file: Path | None = None  # JSON action catalogue; default catalogue when unset
     # JSON board catalogue (domain/boards.py); unset: global, daily, weekly, monthly in UTC.
     boards_file: Path | None = None
+    # JSON anomaly rules (domain/rules.py, docs/RULES.md); unset: the defaults. Evaluated off
+    # the write path from a queue of at most `rules_queue_size` events (beyond: dropped).
+    rules_file: Path | None = None
+    rules_queue_size: int = Field(10_000, ge=1, le=1_000_000)
     # Past periods stay readable this long after they end; then their rows are deleted.
     period_retention_days: int = Field(400, ge=1, le=100_000)
     rate_limit_score: str = "60/minute"
@@ -181,6 +186,21 @@ class Settings(BaseSettings):
 
             BoardCatalogue.from_file(value)
         return value
+
+    @field_validator("rules_file")
+    @classmethod
+    def _valid_rules(cls, value: Path | None) -> Path | None:
+        """A bad rules file stops start-up here, naming the file and the field."""
+        if value is not None:
+            from scoreboard.domain.rules import Rules
+
+            Rules.from_file(value)
+        return value
+
+    def rules(self) -> Rules:
+        from scoreboard.domain.rules import Rules
+
+        return Rules() if self.rules_file is None else Rules.from_file(self.rules_file)
 
     def board_catalogue(self) -> BoardCatalogue:
         from scoreboard.domain.boards import BoardCatalogue

@@ -19,6 +19,7 @@ from scoreboard.service.audit import AuditLog
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.event_log import EventLogService
+from scoreboard.service.flags import FlagService
 from scoreboard.service.friends import FriendService
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
@@ -26,6 +27,7 @@ from scoreboard.service.live import Live
 from scoreboard.service.moderation import ModerationService
 from scoreboard.service.profiles import ProfileService
 from scoreboard.service.roles import RoleService
+from scoreboard.service.rules import RuleEvaluator
 from scoreboard.service.scoring import ScoringService
 from scoreboard.service.server_writes import ServerWrites
 from scoreboard.service.sessions import SessionService
@@ -59,6 +61,8 @@ class Services:
     audit: AuditLog
     event_log: EventLogService  # the event-log query and its NDJSON export
     moderation: ModerationService
+    rules: RuleEvaluator  # the anomaly rules' queue and background evaluation
+    flags: FlagService  # the admins' side of flags
     roles: RoleService
     server_writes: ServerWrites
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured

@@ -16,6 +16,7 @@ from prometheus_client import (
 )
 
 from scoreboard import __version__
+from scoreboard.domain.rules import RULE_NAMES
 
 # The score events' outcomes (`score_event`): every scoring route's answer is one of these.
 OUTCOMES = ("recorded", "replayed", "conflict", "rate_limited", "refused")
@@ -125,6 +126,23 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # Anomaly rules (service/rules.py, docs/RULES.md): flags written by rule, and events
+        # the rules never saw: dropped by a full queue, or in a batch whose evaluation failed.
+        self.flags = Counter(
+            "scoreboard_flags_total", "Flags written by the anomaly rules", ["rule"], registry=r
+        )
+        for rule in RULE_NAMES:
+            self.flags.labels(rule)
+        self.rules_dropped = Counter(
+            "scoreboard_rules_dropped_total",
+            "Events not evaluated by the anomaly rules: their queue was full",
+            registry=r,
+        )
+        self.rules_failed = Counter(
+            "scoreboard_rules_failed_total",
+            "Events not evaluated by the anomaly rules: their evaluation failed",
+            registry=r,
+        )
 
         # (method, route, status) -> its two children: `labels()` validates and locks on
         # every call, a measurable share of a fast request. It holds no more than the metrics
@@ -162,6 +180,10 @@ class Metrics:
     def webhook_delivery(self, outcome: str) -> None:
         """One delivery attempt (`service.outbox.OutboxWorker`'s hook), `WEBHOOK_OUTCOMES`."""
         self.webhook_deliveries.labels(outcome).inc()
+
+    def flagged(self, rule: str) -> None:
+        """One flag written (`RuleEvaluator`'s hook), `rule` one of `domain.rules.RULE_NAMES`."""
+        self.flags.labels(rule).inc()
 
     def rebuilt(self, outcome: str) -> None:
         self.index_rebuilds.labels(outcome).inc()

@@ -57,6 +57,8 @@ EXPECTED = {
     "GET /api/v1/admin/users": {200, 401, 403, 404, 503},
     "GET /api/v1/admin/users/{user_id}": {200, 401, 403, 404, 503},
     "POST /api/v1/admin/events/{event_id}/void": {200, 401, 403, 404, 409, 503},
+    "GET /api/v1/admin/flags": {200, 401, 403, 503},
+    "POST /api/v1/admin/flags/{flag_id}/resolve": {200, 401, 403, 404, 409, 503},
 }
 STYLE = {
     "/api/score/update": "Error002003",
@@ -177,7 +179,7 @@ async def test_document_is_byte_identical_to_the_one_before_the_hot_routes(
     document; `fixtures/openapi.json` is the reviewed document (saved before the hot routes
     existed, then regenerated for issue 13's security scheme, operation ids and tags, and for
     issue 11's boards, periods, regions and friends, and for issue 12's server writes, admin
-    audit log, moderation, webhooks, sessions and the event log):
+    audit log, moderation, webhooks, sessions, the event log and flags):
     a change to it is a deliberate one."""
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"

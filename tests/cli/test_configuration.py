@@ -136,6 +136,23 @@ def test_a_bad_boards_file_is_one_line_naming_the_board_and_the_field(tmp_path: 
     assert done.returncode == 0 and "no `global` all-time board" in done.stdout
 
 
+def test_a_bad_rules_file_is_one_line_naming_the_file_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text('{"max_points_per_minute": 600, "auto_quarantine": "yes"}')
+    for args, out in ((["check"], "stdout"), (["serve", "--port", "1"], "stderr")):
+        done = run(args, tmp_path, SCOREBOARD_RULES_FILE=str(path))
+        text = getattr(done, out)
+        assert done.returncode == 2, text
+        assert f"rules file {path}: field 'auto_quarantine': must be true or false" in text
+        assert "Traceback" not in done.stdout + done.stderr
+    done = run(["check"], tmp_path, SCOREBOARD_RULES_FILE=str(tmp_path / "missing.json"))
+    assert done.returncode == 2 and "missing.json: cannot be read as JSON" in done.stdout
+    path.write_text('{"max_points_per_minute": 100}')
+    done = run(["check"], tmp_path, SCOREBOARD_RULES_FILE=str(path))
+    assert done.returncode == 0, done.stdout
+    assert "ok    rules: max_points_per_minute 100" in done.stdout
+
+
 def test_version(tmp_path: Path) -> None:
     done = run(["--version"], tmp_path)
     assert done.returncode == 0

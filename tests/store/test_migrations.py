@@ -36,6 +36,9 @@ TABLES = {
     "api_keys",
     "admin_audit",
     "refresh_tokens",
+    "flags",
+    "rule_points",
+    "rule_addresses",
 }
 WEBHOOK_TABLES = {"webhook_outbox", "webhook_deliveries"}  # no user id column
 

@@ -41,6 +41,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.UsernameTaken: 409,
     e.ModerationConflict: 409,
     e.AlreadyVoided: 409,
+    e.FlagResolved: 409,
     e.NameTaken: 409,
     e.RateLimited: 429,
     e.ServiceUnavailable: 503,

@@ -115,6 +115,12 @@ async def _send_json(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _client(scope: Scope) -> str:
+    """The client's address, as `deps.client_address` gives it to the FastAPI routes."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def _services(scope: Scope) -> Services:
     """The app's services; before the lifespan has made them, or under a root path, the
     route answers."""
@@ -243,6 +249,7 @@ class HotRoutes:
                 principal.user_id,
                 action,
                 idempotency_key=None if key is None else key.decode("latin-1"),
+                client=_client(scope),
             )
         except DomainError as error:
             await domain_response(error)(scope, receive, send)

@@ -117,11 +117,12 @@ async def score_event(
     body: ScoreEventIn,
     principal: PrincipalDep,
     services: ServicesDep,
+    client: ClientDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Record a completed action for the caller; points come from the catalogue."""
     result = await services.scoring.record(
-        principal.user_id, body.action_type, idempotency_key=idempotency_key
+        principal.user_id, body.action_type, idempotency_key=idempotency_key, client=client
     )
     return JSONResponse(score_event_body(result), status_code=200 if result.replayed else 201)
 

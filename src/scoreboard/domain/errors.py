@@ -92,6 +92,13 @@ class ModerationConflict(DomainError):
     default_message = "The user is not in the state this action undoes."
 
 
+class FlagResolved(DomainError):
+    """Resolving a flag that is resolved already."""
+
+    code = "ALREADY_RESOLVED"
+    default_message = "This flag was resolved already."
+
+
 class UsernameTaken(DomainError):
     code = "USERNAME_TAKEN"
     default_message = "That username is taken."

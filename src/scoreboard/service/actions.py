@@ -46,6 +46,10 @@ from scoreboard.service.scoring import ScoringService
 from scoreboard.store.base import ActionRecord, Store
 
 Clock = Callable[[], datetime]
+# `too_fast(user_id, action_id, action_type, elapsed_seconds, min_duration_seconds)`: a
+# completion refused by the minimum duration; must not wait or raise (the anomaly rules'
+# queue, `service.rules.RuleEvaluator.too_fast`).
+TooFastHook = Callable[[str, str, str, float, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,9 @@ class ActionService:
         start_limit: str,
         *,
         clock: Clock = utcnow,
+        on_too_fast: TooFastHook | None = None,
     ) -> None:
+        self._on_too_fast = on_too_fast
         self._store = store
         self._scoring = scoring
         self._board = board
@@ -94,8 +100,11 @@ class ActionService:
             owner, rule.action_type, metadata, self._clock(), supersede=rule.lifecycle_only
         )
 
-    async def complete(self, caller: str, owner: str, action_id: str) -> ActionResult:
-        """Award the action's catalogue points, once, and mark it completed atomically."""
+    async def complete(
+        self, caller: str, owner: str, action_id: str, *, client: str | None = None
+    ) -> ActionResult:
+        """Award the action's catalogue points, once, and mark it completed atomically
+        (`client`: the request's address, for the anomaly rules)."""
         action = await self._open_action(caller, owner, action_id)
         rule = self._catalogue.get(action.action_type)
         elapsed = (self._clock() - action.started_at).total_seconds()
@@ -106,13 +115,19 @@ class ActionService:
             )
         if elapsed < rule.min_duration_seconds:
             await self._store.mark_suspicious(action_id)
+            if self._on_too_fast is not None:
+                self._on_too_fast(
+                    owner, action_id, rule.action_type, elapsed, rule.min_duration_seconds
+                )
             raise ValidationFailed(
                 f"{rule.action_type} cannot be completed within "
                 f"{rule.min_duration_seconds:g} s of its start.",
                 details={"field": "duration", "min_duration_seconds": rule.min_duration_seconds},
             )
         try:
-            result = await self._scoring.record(owner, rule.action_type, action_id=action_id)
+            result = await self._scoring.record(
+                owner, rule.action_type, action_id=action_id, client=client
+            )
         except IdempotencyConflict:
             # Without a key, the store's only conflict is "no longer open": a racing completion
             # or cancellation won.

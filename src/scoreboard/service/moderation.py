@@ -25,9 +25,12 @@ from scoreboard.service.scoring import ScoreResult, ScoringService
 from scoreboard.service.targets import OnBoard
 from scoreboard.service.webhooks import USER_BANNED
 from scoreboard.store.base import AuditEntry, EventRecord, Outcome, Store, UserRecord
+from scoreboard.store.flags import FlagRecord, StatusChange
 
 MAX_REASON = 500
 MAX_ADJUST = 1_000_000
+# The audit log's actor of what the anomaly rules do themselves (auto_quarantine).
+RULES_ACTOR = "rules"
 
 # `audit(actor, action, target, reason)`: append one line to the admin audit log.
 Audit = Callable[[str, str, str, str], Awaitable[None]]
@@ -123,18 +126,44 @@ class ModerationService:
             raise ModerationConflict(
                 f"The user is {user.status}, not {undone}: nothing to {action}."
             )
+        change = self.change(actor, action, user_id, reason)
+        changed = await self._store.set_status(
+            user_id, change.status, audit=change.audit, webhook=change.webhook
+        )
+        if changed is None:
+            raise NotFound("No such user.")
+        await self.follow(user_id, change.status)
+        return await self.view(user_id)
+
+    def change(self, actor: str, action: str, user_id: str, reason: str) -> StatusChange:
+        """What `action` writes (status, audit line, webhook), for `act` and for a flag's
+        resolution (`service.flags`, which writes it in the flag's transaction)."""
         webhook = None
         if action == "ban" and self._webhooks:
             webhook = (USER_BANNED, {"user_id": user_id, "reason": reason, "actor": actor})
         entry = AuditEntry(actor, action, user_id, reason)
-        changed = await self._store.set_status(user_id, status, audit=entry, webhook=webhook)
-        if changed is None:
-            raise NotFound("No such user.")
+        return StatusChange(user_id, STATUS_OF[action], entry, webhook)
+
+    async def follow(self, user_id: str, status: str) -> None:
+        """Every board follows a status change at once."""
         if status == "active":
             await self._board.restored(user_id)
         else:
             await self._board.removed(user_id)
-        return await self.view(user_id)
+
+    async def quarantine_flagged(self, flag: FlagRecord) -> bool:
+        """`auto_quarantine` (docs/RULES.md): quarantine the flagged user, audited with the
+        actor `rules`, unless they are not active (banned or quarantined already: the
+        status is only changed from `active`, in the store). Whether it was changed."""
+        reason = f"flag {flag.flag_id}: {flag.rule}"
+        entry = AuditEntry(RULES_ACTOR, "quarantine", flag.user_id, reason)
+        changed = await self._store.set_status(
+            flag.user_id, "quarantined", audit=entry, expect="active"
+        )
+        if changed is None:
+            return False
+        await self.follow(flag.user_id, "quarantined")
+        return True
 
     async def void(self, actor: str, event_id: int, reason: str) -> EventRecord:
         """Void an event (a compensating event; `Store.void_event`); every board it counted
@@ -161,7 +190,7 @@ class ModerationService:
                 entry = await self._board.reader(view).entry_of(user_id)
             rank = None if entry is None else entry.rank
             boards.append(OnBoard(view.board_id, view.period_id, row[0].score, rank))
-        return UserView(user, boards)
+        return UserView(user, boards, await self._store.open_flags_of(user_id))
 
     async def find(self, username: str) -> UserView:
         """The view of the user with exactly this username (`view`); a deleted one is not

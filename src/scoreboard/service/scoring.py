@@ -41,6 +41,11 @@ MAX_KEY_LENGTH = 255
 # The action type of an admin's adjustment: in no catalogue, so on no board filtering actions.
 ADJUSTMENT = "ADJUSTMENT"
 
+# `on_recorded(user_id, at_us, points, client)`: every event `record` committed (not replays),
+# with the client address it came from (None: not given); it must not wait or raise (the
+# anomaly rules' queue, `service.rules.RuleEvaluator.committed`).
+RecordedHook = Callable[[str, int, int, str | None], None]
+
 # `on_event(action, outcome)`: every `record` answer, once. `action` is the catalogue's action
 # type, "unknown" for one the catalogue does not know (a client's string never becomes a
 # label); `outcome` is recorded | replayed | conflict | rate_limited | unavailable | refused
@@ -106,8 +111,10 @@ class ScoringService:
         score_limit: str,
         points_limit: str = "",
         on_event: EventHook | None = None,
+        on_recorded: RecordedHook | None = None,
     ) -> None:
         self._on_event = on_event
+        self._on_recorded = on_recorded
         self._known = frozenset(rule.action_type for rule in catalogue.rules())
         self._committer = committer
         self._board = board
@@ -127,12 +134,17 @@ class ScoringService:
         *,
         idempotency_key: str | None = None,
         increment: int | None = None,
+        client: str | None = None,
     ) -> ScoreResult:
         """`record`, also telling how far the user moved (`ScoreResult.rank_change`): their
         rank is read before the event, one more index read that only callers showing it pay."""
         before = await self._board.rank_of(user_id)
         result = await self.record(
-            user_id, action_type, idempotency_key=idempotency_key, increment=increment
+            user_id,
+            action_type,
+            idempotency_key=idempotency_key,
+            increment=increment,
+            client=client,
         )
         return dataclasses.replace(result, previous_rank=before)
 
@@ -145,13 +157,15 @@ class ScoringService:
         increment: int | None = None,
         action_id: str | None = None,
         source: str = "user",
+        client: str | None = None,
     ) -> ScoreResult:
         """Validate, rate limit, commit (group commit) and publish one score event.
 
         `source` is kept on the event: "user" (the user's own token), "apikey:NAME" (a server
         write, `service.server_writes`), "admin:USER". It changes nothing else: the points,
-        the user's idempotency keys and rate limits are the same whoever writes."""
-        args = (user_id, action_type, idempotency_key, increment, action_id, source)
+        the user's idempotency keys and rate limits are the same whoever writes. `client`:
+        the address the request came from, for the anomaly rules only (never stored)."""
+        args = (user_id, action_type, idempotency_key, increment, action_id, source, client)
         if self._on_event is None:
             return await self._record(*args)
         key = self._catalogue.default_action_type if action_type is None else action_type
@@ -172,6 +186,7 @@ class ScoringService:
         increment: int | None,
         action_id: str | None,
         source: str,
+        client: str | None,
     ) -> ScoreResult:
         rule = self._catalogue.get(action_type)
         if action_id is None:
@@ -198,6 +213,8 @@ class ScoringService:
             raise Forbidden("This account is banned: its score events are refused.")
         if answer.outcome is Outcome.USER_GONE or answer.event is None:
             raise Unauthenticated("The user of this token no longer exists.")
+        if self._on_recorded is not None and answer.outcome is Outcome.RECORDED:
+            self._on_recorded(user_id, command.at_us, points, client)
         return await self.answered(answer)
 
     async def adjust(self, user_id: str, points: int, source: str) -> Committed:

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 from scoreboard.domain.boards import View
 from scoreboard.domain.ranking import Standing
 from scoreboard.store.event_log import EventQuery, LoggedEvent
+from scoreboard.store.flags import FlagStore
 from scoreboard.store.outbox import Attempt, DeliveryRecord, OutboxEntry
 
 ActionStatus = Literal["started", "completed", "cancelled"]
@@ -200,7 +201,7 @@ class Rotation:
     user: UserRecord | None = None
 
 
-class Store(Protocol):
+class Store(FlagStore, Protocol):
     """Durable users, scores, score events (append-only) and idempotency records."""
 
     async def create_user(
@@ -391,11 +392,13 @@ class Store(Protocol):
         *,
         audit: AuditEntry | None = None,
         webhook: tuple[str, Mapping[str, Any]] | None = None,
+        expect: str | None = None,
     ) -> UserRecord | None:
         """Set a user's status (active | banned | quarantined); None when there is no such
-        (not deleted) user. Only active users are on the public boards; a banned user's
-        events are refused in the batch that would record them (`Outcome.BANNED`). `audit`
-        and `webhook` (type, data) are written in the same transaction."""
+        (not deleted) user, or (`expect` given) their status is not `expect`. Only active
+        users are on the public boards; a banned user's events are refused in the batch that
+        would record them (`Outcome.BANNED`). `audit` and `webhook` (type, data) are written
+        in the same transaction."""
         ...
 
     async def view_row(self, view: View, user_id: str, total: bool) -> tuple[Standing, int] | None:

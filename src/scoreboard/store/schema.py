@@ -288,3 +288,6 @@ refresh_tokens = sa.Table(
     sa.Index("ix_refresh_tokens_family_id", "family_id"),
     sa.Index("ix_refresh_tokens_user_id", "user_id"),
 )
+
+# The anomaly rules' tables live in their own module, on this metadata.
+from scoreboard.store import schema_rules  # noqa: E402, F401

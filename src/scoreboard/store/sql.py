@@ -49,6 +49,7 @@ from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema import score_events, users
 from scoreboard.store.sql_admin import Admin
 from scoreboard.store.sql_event_log import EventLog
+from scoreboard.store.sql_flags import Flags
 from scoreboard.store.sql_friends import Friends
 from scoreboard.store.sql_moderation import Moderation
 from scoreboard.store.sql_outbox import Outbox
@@ -67,11 +68,11 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin, Sessions, EventLog):
+class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin, Sessions, EventLog, Flags):
     """Durable users, scores, score events (append-only), idempotency records, actions and
     the rows of every board (the reads: `RankedReads`); friends lists, moderation, the
     webhook outbox, API keys, roles and the admin audit log, refresh tokens, the event-log
-    query (one mixin each).
+    query, the anomaly rules' tables (one mixin each).
     """
 
     def __init__(

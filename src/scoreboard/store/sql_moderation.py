@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scoreboard.domain.boards import BoardCatalogue, View
 from scoreboard.domain.errors import AlreadyVoided
@@ -27,6 +28,35 @@ STATUSES = frozenset({"active", "banned", "quarantined"})
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def change_status(
+    conn: AsyncConnection,
+    user_id: str,
+    status: str,
+    audit: AuditEntry | None,
+    webhook: tuple[str, Mapping[str, Any]] | None,
+    *,
+    expect: str | None = None,
+) -> UserRecord | None:
+    """`Moderation.set_status` inside the caller's transaction (a flag's resolution makes
+    its status change in its own transaction: `store.sql_flags`)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    where = [users.c.user_id == user_id, users.c.deleted_at.is_(None)]
+    if expect is not None:
+        where.append(users.c.status == expect)
+    stmt = sa.update(users).where(*where).values(status=status).returning(*users.c)
+    now = _now()
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    if audit is not None:
+        await append_audit(conn, audit, now)
+    if webhook is not None:
+        kind, data = webhook
+        await conn.run_sync(lambda sync: enqueue(sync, kind, data, now=now))
+    return user_from_row(row)
 
 
 class Moderation:
@@ -48,29 +78,14 @@ class Moderation:
         *,
         audit: AuditEntry | None = None,
         webhook: tuple[str, Mapping[str, Any]] | None = None,
+        expect: str | None = None,
     ) -> UserRecord | None:
-        """Set an existing (not deleted) user's status; the user afterwards, None if none.
-        `audit` and `webhook` (type, data) are written in the same transaction: the action,
-        its audit line and its webhook are committed together or not at all."""
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
-        stmt = (
-            sa.update(users)
-            .where(users.c.user_id == user_id, users.c.deleted_at.is_(None))
-            .values(status=status)
-            .returning(*users.c)
-        )
-        now = _now()
+        """Set an existing (not deleted) user's status; the user afterwards, None if none
+        (or, `expect` given, if their status is another). `audit` and `webhook` (type, data)
+        are written in the same transaction: the action, its audit line and its webhook are
+        committed together or not at all."""
         async with self._engines.write.begin() as conn:
-            row = (await conn.execute(stmt)).first()
-            if row is None:
-                return None
-            if audit is not None:
-                await append_audit(conn, audit, now)
-            if webhook is not None:
-                kind, data = webhook
-                await conn.run_sync(lambda sync: enqueue(sync, kind, data, now=now))
-        return user_from_row(row)
+            return await change_status(conn, user_id, status, audit, webhook, expect=expect)
 
     @unit_of_work
     async def void_event(self, event_id: int, source: str) -> Voided:

@@ -163,10 +163,13 @@ async def end_action(
     body: ActionEndIn,
     principal: PrincipalDep,
     services: ServicesDep,
+    client: ClientDep,
 ) -> ActionEndedOut:
     """001: complete an open action (its catalogue points, once) or cancel it (no points)."""
     if body.target == "completed":
-        result = await services.actions.complete(principal.user_id, user_id, action_id)
+        result = await services.actions.complete(
+            principal.user_id, user_id, action_id, client=client
+        )
     else:
         result = await services.actions.cancel(principal.user_id, user_id, action_id)
     return ended_body(result)

@@ -22,7 +22,7 @@ from scoreboard.api.compat.styles import (
     seed002_003_style,
     seed003_style,
 )
-from scoreboard.api.deps import PrincipalDep, ServicesDep, bearer_token
+from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep, bearer_token
 from scoreboard.api.schemas import Strict, errors
 from scoreboard.container import Services
 from scoreboard.domain.errors import Forbidden
@@ -93,6 +93,7 @@ async def caller(services: Services, body: ScoreUpdateIn, authorization: str | N
 )
 async def score_update(
     services: ServicesDep,
+    client: ClientDep,
     body: ScoreUpdateIn | None = None,
     authorization: OptionalHeader = None,
     idempotency_key: OptionalHeader = None,
@@ -106,6 +107,7 @@ async def score_update(
         body.action_type,
         idempotency_key=idempotency_key if idempotency_key is not None else x_request_id,
         increment=body.score_increment,
+        client=client,
     )
     score = result.event.new_score
     replayed = True if result.replayed else None

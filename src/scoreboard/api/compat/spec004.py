@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
 from scoreboard.api.compat.styles import Error004, error_route, seed004_style
-from scoreboard.api.deps import PrincipalDep, ServicesDep
+from scoreboard.api.deps import ClientDep, PrincipalDep, ServicesDep
 from scoreboard.api.schemas import Strict, errors
 from scoreboard.realtime.dialects_compat import epoch_ms, leaderboard_entry
 
@@ -73,6 +73,7 @@ async def update_score(
     body: ScoreUpdate004In,
     principal: PrincipalDep,
     services: ServicesDep,
+    client: ClientDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> ScoreUpdate004Out:
     """004: add `score_increment` (within the catalogue's bounds for `action_type`)."""
@@ -81,6 +82,7 @@ async def update_score(
         body.action_type,
         idempotency_key=idempotency_key,
         increment=body.score_increment,
+        client=client,
     )
     data = ScoreUpdateData(
         user_id=principal.user_id,
