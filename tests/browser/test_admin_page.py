@@ -380,9 +380,11 @@ async def test_an_expired_access_token_is_refreshed_and_a_demoted_admin_is_out(
     # Demoted meanwhile: the next admin call answers 403 and the page signs out, saying why.
     await asyncio.to_thread(_role, server, "boss", "demote")
     await page.click("#audit-refresh")
-    await expect(page.locator("#message")).to_have_text("This account is not an admin.")
-    await expect(page.locator("#signin")).to_be_visible()
-    await expect(page.locator("#console")).to_be_hidden()
+    await expect(page.locator("#message")).to_have_text(
+        "This account is not an admin.", timeout=WITHIN_MS
+    )
+    await expect(page.locator("#signin")).to_be_visible(timeout=WITHIN_MS)
+    await expect(page.locator("#console")).to_be_hidden(timeout=WITHIN_MS)
     assert problems == []
 
 
