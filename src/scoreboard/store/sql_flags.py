@@ -23,6 +23,7 @@ from scoreboard.store.flags import Activity, FlagRecord, StatusChange, Tally
 from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema_rules import flags, rule_addresses, rule_points
 from scoreboard.store.sql_admin import append_audit
+from scoreboard.store.sql_batch import chunks
 from scoreboard.store.sql_moderation import change_status
 from scoreboard.store.sql_outbox import enqueue
 
@@ -91,33 +92,39 @@ def tally(conn: sa.Connection, activities: Sequence[Activity]) -> list[Tally]:
                 for (h, u), at in sorted(seen.items())
             ],
         )
-    sums: dict[tuple[str, int], int] = {}
-    counts: dict[tuple[str, int], int] = {}
-    found = []
-    for a in activities:
-        second = a.at_us // US
-        if (a.user_id, second) not in sums:
-            sums[(a.user_id, second)] = _points_in_minute(conn, a.user_id, second)
-        accounts = None
-        if a.address_hash is not None:
-            at = (a.address_hash, a.at_us)
-            if at not in counts:
-                counts[at] = _accounts(conn, a.address_hash, a.at_us)
-            accounts = counts[at]
-        found.append(Tally(sums[(a.user_id, second)], accounts))
-    return found
-
-
-def _points_in_minute(conn: sa.Connection, user_id: str, second: int) -> int:
-    t = rule_points
-    total = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(t.c.points), 0)).where(
-            t.c.user_id == user_id,
-            t.c.second > second - MINUTE_SECONDS,
-            t.c.second <= second,
+    # One grouped read per batch, not one per event: each user's points in the minute
+    # ending at the batch's latest second, each address's accounts in the hour ending at the
+    # batch's latest event (a batch spans well under a second: docs/RULES.md).
+    latest = max(a.at_us for a in activities)
+    sums = _points_in_minute(conn, sorted({a.user_id for a in activities}), latest // US)
+    counts = {
+        h: _accounts(conn, h, latest)
+        for h in sorted({a.address_hash for a in activities if a.address_hash is not None})
+    }
+    return [
+        Tally(
+            sums.get(a.user_id, 0),
+            None if a.address_hash is None else counts[a.address_hash],
         )
-    ).scalar_one()
-    return int(total)
+        for a in activities
+    ]
+
+
+def _points_in_minute(conn: sa.Connection, users: list[str], second: int) -> dict[str, int]:
+    t = rule_points
+    found: dict[str, int] = {}
+    for chunk in chunks(users):
+        rows = conn.execute(
+            sa.select(t.c.user_id, sa.func.sum(t.c.points))
+            .where(
+                t.c.user_id.in_(chunk),
+                t.c.second > second - MINUTE_SECONDS,
+                t.c.second <= second,
+            )
+            .group_by(t.c.user_id)
+        ).all()
+        found.update((row[0], int(row[1])) for row in rows)
+    return found
 
 
 def _accounts(conn: sa.Connection, address_hash: str, at_us: int) -> int:
