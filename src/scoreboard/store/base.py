@@ -152,7 +152,9 @@ class EventRecord:
 
     `region`: the user's region when the event was recorded. `boards`: one `BoardStanding`
     per view the event counted on, in catalogue order, the total board's included (its
-    standing and version are `standing()` and `version`); empty on a replay.
+    standing and version are `standing()` and `version`); empty on a replay. `hidden`: the
+    user was off the public boards (quarantined, or banned for a void) when it was recorded,
+    so its standings are for the rows only, never for a live index.
     """
 
     event_id: int
@@ -166,6 +168,7 @@ class EventRecord:
     created_at: datetime
     region: str | None = None
     boards: tuple[BoardStanding, ...] = ()
+    hidden: bool = False
 
     def standing(self) -> Standing:
         return Standing(self.user_id, self.display_name, self.new_score, self.reached_at_us)
