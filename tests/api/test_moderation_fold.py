@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from tests.api.clock import FakeClock
 from tests.api.conftest import make_settings
 from tests.api.moderation_model import Rows, fold_log, own_rank, public, read_log
-from tests.api.moderation_steps import Adjust, Model, Moderate, Score, Step, Void, step
+from tests.api.moderation_steps import Adjust, Model, Moderate, Score, Step, Void, code, step
 from tests.api.test_boards import boards_file
 from tests.conftest import PG_ADMIN_URL, _pg_admin
 
@@ -143,11 +143,11 @@ async def check_me(
     params = {"scope": scope, "period": period, "around": 1}
     params |= {"region": region} if region else {}
     r = await client.get("/api/v1/leaderboard/me", params=params, headers=model.tokens[user])
+    if statuses[user] == "banned":  # a ban ends their sessions (account cache: 0 s here)
+        assert (r.status_code, code(r)) == (403, "FORBIDDEN"), r.text
+        return
     assert r.status_code == 200, r.text
     me = r.json()
-    if statuses[user] == "banned":  # off every board, also their own
-        assert (me["score"], me["rank"], me["around_me"]) == (0, None, []), (scope, period, user)
-        return
     rank = own_rank(rows, statuses, user)
     score = rows[user][0] if user in rows else 0
     assert (me["score"], me["rank"]) == (score, rank), (scope, period, region, user)

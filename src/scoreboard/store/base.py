@@ -397,7 +397,8 @@ class Store(Protocol):
         """Set a user's status (active | banned | quarantined); None when there is no such
         (not deleted) user. Only active users are on the public boards; a banned user's
         events are refused in the batch that would record them (`Outcome.BANNED`). `audit`
-        and `webhook` (type, data) are written in the same transaction."""
+        and `webhook` (type, data) are written in the same transaction; so is, for a ban, the
+        revocation of every refresh token of the user (none rotates while they are banned)."""
         ...
 
     async def view_row(self, view: View, user_id: str, total: bool) -> tuple[Standing, int] | None:
@@ -498,7 +499,8 @@ class Store(Protocol):
         self, token_hash: str, new_hash: str, *, now: datetime, expires_at: datetime
     ) -> Rotation:
         """Exchange a live token for `new_hash` (same family), in one transaction: "rotated"
-        when it was unused, not revoked, not expired at `now`, its user active and no token
+        when it was unused, not revoked, not expired at `now`, its user there (not deleted,
+        not banned) and no token
         of its family revoked; of concurrent exchanges of one token exactly one rotates.
         An already used token: its whole family revoked, "reused". Otherwise "refused"."""
         ...
