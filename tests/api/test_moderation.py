@@ -158,3 +158,46 @@ async def test_a_void_recomputes_every_board_it_counted_on(
             (other, 100),
             (user, 10),
         ]
+
+
+async def test_a_quarantined_user_stays_hidden_on_the_periods_after_the_quarantine(
+    database_url: str, api_factory: Callable[..., Any]
+) -> None:
+    """A quarantine tombstones the user on the views they were on; their writes, an
+    adjustment and a void afterwards, on views of later periods (no tombstone there), must
+    not put them on any public board (found by tests/api/test_moderation_fold.py)."""
+    from tests.api.clock import FakeClock
+    from tests.api.test_live_boards import settle
+
+    clock = FakeClock()
+    async with api_factory(database_url, clock=clock) as api:
+        moderation = api.services.moderation
+        suspect, suspect_h = await api.user()
+        other, other_h = await api.user()
+        await api.score(suspect_h)
+        await moderation.act("admin1", "quarantine", suspect, "too fast")
+        for day in range(3):
+            clock.advance(24 * 3600)
+            await api.score(other_h)  # the new day's view exists, its index loads
+            assert await ids(api, scope="daily") == [other]
+            await settle(api)
+            r = await api.score(suspect_h, "ACHIEVEMENT_UNLOCKED")
+            assert r.status_code == 201, r.text
+            await moderation.adjust("admin1", suspect, 7, "bonus")
+            if day == 1:
+                await moderation.void("admin1", r.json()["event_id"], "forged")
+            await settle(api)
+            for scope in ("global", "daily", "weekly", "monthly"):
+                assert await ids(api, scope=scope) == [other], (day, scope)
+        me = await api.client.get(
+            "/api/v1/leaderboard/me", params={"scope": "daily"}, headers=suspect_h
+        )
+        assert (me.json()["score"], me.json()["rank"]) == (107, 1)  # as if visible
+        await moderation.act("admin1", "release", suspect, "false positive")
+        assert await ids(api, scope="daily") == [suspect, other]
+        total = 10 + 3 * 7 + 2 * 100
+        r = await api.client.get("/api/v1/leaderboard", params={"limit": 10})
+        assert [(i["user_id"], i["score"]) for i in r.json()["items"]] == [
+            (suspect, total),
+            (other, 30),
+        ]

@@ -71,3 +71,34 @@ async def test_a_deleted_users_tokens_are_refused(store: SqlStore) -> None:
     assert await store.delete_user(user.user_id)
     rotation = await store.rotate_refresh_token("a", "b", now=NOW, expires_at=LATER)
     assert rotation.outcome == "refused" and rotation.user is None
+
+
+async def test_a_ban_revokes_every_token_of_the_user_in_its_transaction(store: SqlStore) -> None:
+    ann = await store.create_user("ann_b", None, "Ann")
+    bob = await store.create_user("bob_b", None, "Bob")
+    await new_token(store, "a1", "fa1", ann.user_id)
+    await new_token(store, "a2", "fa2", ann.user_id)
+    await new_token(store, "b1", "fb1", bob.user_id)
+    assert (await store.rotate_refresh_token("a1", "a1b", now=NOW, expires_at=LATER)).outcome == (
+        "rotated"
+    )
+    banned = await store.set_status(ann.user_id, "banned")
+    assert banned is not None and banned.status == "banned"
+    for token in ("a1b", "a2"):
+        rotation = await store.rotate_refresh_token(token, "x" + token, now=NOW, expires_at=LATER)
+        assert rotation.outcome == "refused", token
+    await new_token(store, "a3", "fa3", ann.user_id)  # a sign-in while banned
+    assert (await store.rotate_refresh_token("a3", "a3b", now=NOW, expires_at=LATER)).outcome == (
+        "refused"
+    )
+    await store.set_status(ann.user_id, "active")
+    for token in ("a1b", "a2"):  # revoked: an unban brings no session back
+        rotation = await store.rotate_refresh_token(token, "y" + token, now=NOW, expires_at=LATER)
+        assert rotation.outcome == "refused", token
+    assert (await store.rotate_refresh_token("a3", "a3c", now=NOW, expires_at=LATER)).outcome == (
+        "rotated"
+    )
+    await store.set_status(bob.user_id, "quarantined")  # ends nothing
+    assert (await store.rotate_refresh_token("b1", "b2", now=NOW, expires_at=LATER)).outcome == (
+        "rotated"
+    )

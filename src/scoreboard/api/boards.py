@@ -29,7 +29,7 @@ async def boards(services: ServicesDep) -> Response:
     "/leaderboard/friends",
     response_model=LeaderboardOut,
     tags=["leaderboard"],
-    responses=errors(401, 503),
+    responses=errors(401, 403, 503),
 )
 async def friends_board(
     principal: PrincipalDep,
@@ -47,7 +47,10 @@ async def friends_board(
 
 
 @router.get(
-    "/users/me/friends", response_model=FriendsOut, tags=["friends"], responses=errors(401, 503)
+    "/users/me/friends",
+    response_model=FriendsOut,
+    tags=["friends"],
+    responses=errors(401, 403, 503),
 )
 async def my_friends(principal: PrincipalDep, services: ServicesDep) -> FriendsOut:
     """The users you added (at most 1,000)."""
@@ -61,7 +64,7 @@ async def my_friends(principal: PrincipalDep, services: ServicesDep) -> FriendsO
     "/users/me/friends/{user_id}",
     status_code=204,
     tags=["friends"],
-    responses=errors(400, 401, 404, 503),
+    responses=errors(400, 401, 403, 404, 503),
 )
 async def add_friend(user_id: UserId, principal: PrincipalDep, services: ServicesDep) -> Response:
     """Add a user to your friends (idempotent)."""
@@ -70,7 +73,10 @@ async def add_friend(user_id: UserId, principal: PrincipalDep, services: Service
 
 
 @router.delete(
-    "/users/me/friends/{user_id}", status_code=204, tags=["friends"], responses=errors(401, 503)
+    "/users/me/friends/{user_id}",
+    status_code=204,
+    tags=["friends"],
+    responses=errors(401, 403, 503),
 )
 async def remove_friend(
     user_id: UserId, principal: PrincipalDep, services: ServicesDep

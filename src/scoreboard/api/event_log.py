@@ -149,7 +149,7 @@ async def admin_events(
     "/users/me/events",
     response_model=EventPageOut,
     tags=["scores"],
-    responses=errors(401, 503),
+    responses=errors(401, 403, 503),
 )
 async def my_events(
     principal: PrincipalDep,

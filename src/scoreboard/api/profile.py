@@ -16,7 +16,10 @@ from scoreboard.domain.times import rfc3339
 from scoreboard.store.base import UserRecord
 
 router = APIRouter(
-    prefix="/api/v1", tags=["identity"], route_class=CheckedRoute, responses=errors(401, 404, 503)
+    prefix="/api/v1",
+    tags=["identity"],
+    route_class=CheckedRoute,
+    responses=errors(401, 403, 404, 503),
 )
 
 # http(s) and no whitespace or control characters; "" clears the avatar.

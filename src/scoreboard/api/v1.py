@@ -89,7 +89,9 @@ async def login(body: LoginIn, services: ServicesDep, client: ClientDep) -> Toke
     return token_out(await services.sessions.login(body.username, body.password, client=client))
 
 
-@router.delete("/users/me", status_code=204, tags=["identity"], responses=errors(401, 404, 503))
+@router.delete(
+    "/users/me", status_code=204, tags=["identity"], responses=errors(401, 403, 404, 503)
+)
 async def delete_me(principal: PrincipalDep, services: ServicesDep) -> Response:
     """Delete your account: you leave every leaderboard at once; your events stay audited."""
     await services.identity.delete_me(principal.user_id)
@@ -110,7 +112,7 @@ async def actions(services: ServicesDep) -> list[ActionOut]:
     tags=["scores"],
     responses={
         200: {"model": ScoreEventOut, "description": "Idempotent replay"},
-        **errors(401, 409, 429, 503),
+        **errors(401, 403, 409, 429, 503),
     },
 )
 async def score_event(
@@ -147,7 +149,7 @@ async def leaderboard(
 
 
 @router.get(
-    "/leaderboard/me", response_model=MeOut, tags=["leaderboard"], responses=errors(401, 503)
+    "/leaderboard/me", response_model=MeOut, tags=["leaderboard"], responses=errors(401, 403, 503)
 )
 async def leaderboard_me(
     principal: PrincipalDep,

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from scoreboard.domain.errors import (
+    Forbidden,
     InvalidCredentials,
     NotFound,
     Unauthenticated,
@@ -220,7 +221,9 @@ class IdentityService:
         return user
 
     async def authenticate(self, token: str) -> Principal:
-        """The caller behind a bearer token; `Unauthenticated` when it is not a live account.
+        """The caller behind a bearer token; `Unauthenticated` when it is not a live account,
+        `Forbidden` when the account is banned (a ban ends its sessions: its tokens are refused
+        everywhere within the account cache's bound, its writes at once by the batch).
 
         A first token from the external identity provider creates the account it names.
         """
@@ -235,6 +238,8 @@ class IdentityService:
             user = await self._accounts.get(claims.subject, self._store.get_user)
         if user is None or not user.active:
             raise Unauthenticated("The account behind this token no longer exists.")
+        if user.status == "banned":
+            raise Forbidden("This account is banned.")
         roles = granted_roles(claims, user)
         return Principal(user.user_id, user.display_name, claims.expires_at, claims.external, roles)
 

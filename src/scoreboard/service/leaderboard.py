@@ -237,7 +237,10 @@ class LeaderboardService(BoardReads):
     async def committed(self, events: Sequence[EventRecord]) -> list[list[int | None]]:
         """After a batch's commit: update every view the events counted on, in one index
         round trip, and tell every process once per view. Never raises. Returns, per event,
-        its user's rank on each of `event.boards` (None where the index cannot tell)."""
+        its user's rank on each of `event.boards` (None where the index cannot tell).
+
+        A hidden event (its user quarantined) goes to no index: a tombstone keeps them off
+        the views they were on when quarantined, not off a view of a later period."""
         if not events:
             return []
         now = self.clock()
@@ -246,6 +249,8 @@ class LeaderboardService(BoardReads):
         where: dict[str, list[tuple[int, int]]] = {}
         views: dict[str, View] = {}
         for i, event in enumerate(events):
+            if event.hidden:
+                continue  # rows only: the public boards do not show the user
             for j, on in enumerate(event.boards):
                 key = on.view.key
                 if key not in self._views and not self._is_recent(on.view, now):

@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from scoreboard.domain.boards import View, to_us
-from scoreboard.domain.errors import DomainError, Unauthenticated, ValidationFailed
+from scoreboard.domain.errors import DomainError, Forbidden, Unauthenticated, ValidationFailed
 from scoreboard.domain.ranking import RankedEntry
 from scoreboard.realtime.dialects import CanonicalDialect, Dialect, DialectRegistry
 from scoreboard.realtime.hub import Hub
@@ -264,6 +264,8 @@ class Live:
             return await self._authenticate(token)
         except Unauthenticated as exc:
             raise Refused(exc, CloseCode.UNAUTHENTICATED) from None
+        except Forbidden as exc:  # a banned account: reconnecting as is cannot help
+            raise Refused(exc, CloseCode.POLICY_VIOLATION) from None
         except DomainError as exc:  # the account could not be looked up: come back later
             raise Refused(exc, CloseCode.TRY_AGAIN_LATER) from None
 

@@ -171,7 +171,8 @@ class ModerationService:
         reason = check_reason(reason)
         voided = await self._store.void_event(event_id, source_of(actor))
         event = voided.event
-        await self._board.recomputed(event.user_id, voided.boards, voided.left)
+        if not event.hidden:  # a banned or quarantined user's rows come back on unban/release
+            await self._board.recomputed(event.user_id, voided.boards, voided.left)
         await self._audit(actor, "void", str(event_id), reason)
         return event
 

@@ -154,7 +154,9 @@ class EventRecord:
 
     `region`: the user's region when the event was recorded. `boards`: one `BoardStanding`
     per view the event counted on, in catalogue order, the total board's included (its
-    standing and version are `standing()` and `version`); empty on a replay.
+    standing and version are `standing()` and `version`); empty on a replay. `hidden`: the
+    user was off the public boards (quarantined, or banned for a void) when it was recorded,
+    so its standings are for the rows only, never for a live index.
     """
 
     event_id: int
@@ -168,6 +170,7 @@ class EventRecord:
     created_at: datetime
     region: str | None = None
     boards: tuple[BoardStanding, ...] = ()
+    hidden: bool = False
 
     def standing(self) -> Standing:
         return Standing(self.user_id, self.display_name, self.new_score, self.reached_at_us)
@@ -398,7 +401,8 @@ class Store(FlagStore, Protocol):
         (not deleted) user, or (`expect` given) their status is not `expect`. Only active
         users are on the public boards; a banned user's events are refused in the batch that
         would record them (`Outcome.BANNED`). `audit` and `webhook` (type, data) are written
-        in the same transaction."""
+        in the same transaction; so is, for a ban, the revocation of every refresh token of
+        the user (none rotates while they are banned)."""
         ...
 
     async def view_row(self, view: View, user_id: str, total: bool) -> tuple[Standing, int] | None:
@@ -508,7 +512,8 @@ class Store(FlagStore, Protocol):
         self, token_hash: str, new_hash: str, *, now: datetime, expires_at: datetime
     ) -> Rotation:
         """Exchange a live token for `new_hash` (same family), in one transaction: "rotated"
-        when it was unused, not revoked, not expired at `now`, its user active and no token
+        when it was unused, not revoked, not expired at `now`, its user there (not deleted,
+        not banned) and no token
         of its family revoked; of concurrent exchanges of one token exactly one rotates.
         An already used token: its whole family revoked, "reused". Otherwise "refused"."""
         ...

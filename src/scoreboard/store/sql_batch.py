@@ -46,6 +46,7 @@ class BatchUser:
     version: int  # 0: no score row yet
     region: str | None = None  # as the locking SELECT read it: the region events count in
     touched: bool = False
+    hidden: bool = False  # quarantined: recorded, but off the public boards
 
 
 @dataclass(slots=True)
@@ -61,6 +62,7 @@ class NewEvent:
     region: str | None
     boards: tuple[BoardStanding, ...] = ()
     event_id: int = 0
+    hidden: bool = False
 
     def record(self, created_at: datetime, *, replay: bool = False) -> EventRecord:
         c = self.command
@@ -76,6 +78,7 @@ class NewEvent:
             created_at,
             self.region,
             () if replay else self.boards,
+            self.hidden,
         )
 
 

@@ -21,6 +21,7 @@ from scoreboard.store.records import user_from_row
 from scoreboard.store.schema import board_scores, user_scores, users
 from scoreboard.store.sql_admin import append_audit
 from scoreboard.store.sql_outbox import enqueue
+from scoreboard.store.sql_sessions import revoke_user_tokens
 from scoreboard.store.sql_void import void
 
 STATUSES = frozenset({"active", "banned", "quarantined"})
@@ -51,6 +52,8 @@ async def change_status(
     row = (await conn.execute(stmt)).first()
     if row is None:
         return None
+    if status == "banned":
+        await conn.execute(revoke_user_tokens(user_id, now))
     if audit is not None:
         await append_audit(conn, audit, now)
     if webhook is not None:
@@ -83,7 +86,8 @@ class Moderation:
         """Set an existing (not deleted) user's status; the user afterwards, None if none
         (or, `expect` given, if their status is another). `audit` and `webhook` (type, data)
         are written in the same transaction: the action, its audit line and its webhook are
-        committed together or not at all."""
+        committed together or not at all. A ban also revokes every refresh token of the user
+        in that transaction: it ends their sessions (an unban does not bring them back)."""
         async with self._engines.write.begin() as conn:
             return await change_status(conn, user_id, status, audit, webhook, expect=expect)
 

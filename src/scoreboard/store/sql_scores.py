@@ -101,7 +101,8 @@ def _lock_users(batch: Batch, user_ids: list[str]) -> dict[str, BatchUser]:
             if row.status == "banned":
                 batch.banned.add(row.user_id)
                 continue
-            found[row.user_id] = BatchUser(row.display_name, 0, 0, 0, row.region)
+            hidden = row.status == "quarantined"
+            found[row.user_id] = BatchUser(row.display_name, 0, 0, 0, row.region, hidden=hidden)
     for chunk in chunks(list(found)):
         scores = sa.select(user_scores).where(user_scores.c.user_id.in_(chunk))
         for row in batch.conn.execute(scores):
@@ -208,6 +209,7 @@ def _plan(batch: Batch, c: ScoreCommand, views: list[View]) -> Plan:
         at_us,
         user.region,
         boards,
+        hidden=user.hidden,
     )
     if key is not None:
         key.request_hash, key.owner = c.request_hash, event

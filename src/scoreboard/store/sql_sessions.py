@@ -65,7 +65,9 @@ class Sessions:
     ) -> Rotation:
         """See `Store.rotate_refresh_token` and the module docstring."""
         active_user = sa.exists().where(
-            users.c.user_id == tokens.user_id, users.c.deleted_at.is_(None)
+            users.c.user_id == tokens.user_id,
+            users.c.deleted_at.is_(None),
+            users.c.status != "banned",
         )
         family_revoked = sa.exists().where(
             family_member.c.family_id == tokens.family_id, family_member.c.revoked_at.is_not(None)
@@ -114,6 +116,18 @@ class Sessions:
                 return False
             await conn.execute(_revoke(family_id, now))
             return True
+
+
+def revoke_user_tokens(user_id: str, now: datetime) -> sa.Update:
+    """Revoke every refresh token of the user, every family (a ban, inside the ban's own
+    transaction: `store.sql_moderation`). A rotation committed concurrently mints a token
+    this statement may not see, but its family has a revoked token now, so it never rotates
+    (the module docstring)."""
+    return (
+        sa.update(refresh_tokens)
+        .where(tokens.user_id == user_id, tokens.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 def _revoke(family_id: str, now: datetime) -> sa.Update:

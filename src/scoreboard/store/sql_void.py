@@ -48,14 +48,15 @@ def void(
     if row.voids is not None:
         raise ValidationFailed("This event is a compensation; it cannot be voided itself.")
     user_id = str(row.user_id)
-    lock = sa.select(users.c.display_name).where(
+    lock = sa.select(users.c.display_name, users.c.status).where(
         users.c.user_id == user_id, users.c.deleted_at.is_(None)
     )
     if conn.dialect.name == "postgresql":
         lock = lock.with_for_update(key_share=True)  # as the batches: one lock per user
-    name = conn.execute(lock).scalar()
-    if name is None:
+    owner = conn.execute(lock).first()
+    if owner is None:
         raise NotFound("No such event.")  # its user is gone: nothing to recompute
+    name = owner.display_name
     events = _events_of(conn, user_id)
     if any(e.voids == event_id for e in events):
         raise AlreadyVoided()
@@ -116,6 +117,7 @@ def void(
         now,
         original.region,
         tuple(boards),
+        hidden=owner.status != "active",  # off the public boards: rows only
     )
     return Voided(record, tuple(boards), tuple(left))
 

@@ -126,7 +126,9 @@ async def scores_top(
     return TopOut(top=top, asOf=rfc3339(page.generated_at))
 
 
-@router.get("/api/scores/me", response_model=MeOut003, responses=errors(401, 503, model=Error003))
+@router.get(
+    "/api/scores/me", response_model=MeOut003, responses=errors(401, 403, 503, model=Error003)
+)
 async def scores_me(principal: PrincipalDep, services: ServicesDep) -> MeOut003:
     """003: the caller's score and rank (`score: 0, rank: null` before the first point)."""
     mine = await services.board.mine("global", principal.user_id, principal.display_name, 0)

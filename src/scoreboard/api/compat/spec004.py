@@ -67,7 +67,7 @@ class Top10Out(BaseModel):
 @router.post(
     "/api/v1/scores/update",
     response_model=ScoreUpdate004Out,
-    responses=errors(401, 409, 429, 503, model=Error004),
+    responses=errors(401, 403, 409, 429, 503, model=Error004),
 )
 async def update_score(
     body: ScoreUpdate004In,
