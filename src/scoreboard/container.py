@@ -19,6 +19,7 @@ from scoreboard.service.audit import AuditLog
 from scoreboard.service.avatars import AvatarCache
 from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.friends import FriendService
+from scoreboard.service.history import HistoryUpkeep
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.live import Live
@@ -59,4 +60,5 @@ class Services:
     moderation: ModerationService
     roles: RoleService
     server_writes: ServerWrites
+    history: HistoryUpkeep  # partitions ahead, idempotency retention
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured
