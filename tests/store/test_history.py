@@ -103,7 +103,7 @@ async def test_partitions_are_created_ahead_at_start_up(fresh_pg_url: str, tmp_p
         for name in ahead:
             await conn.execute(sa.text(f"DROP TABLE {name}"))
     assert not ahead & await partitions(fresh_pg_url)
-    app = create_app(make_settings(fresh_pg_url, tmp_path))
+    app = create_app(make_settings(fresh_pg_url, tmp_path, db_timeout_seconds=30))
     async with LifespanManager(app):
         assert ahead | {partition_name(now)} <= await partitions(fresh_pg_url)
     async with raw(fresh_pg_url) as conn:
@@ -123,7 +123,7 @@ async def test_partitions_are_created_ahead_at_start_up(fresh_pg_url: str, tmp_p
 async def test_several_processes_create_a_month_once(fresh_pg_url: str) -> None:
     await run_migrations(fresh_pg_url)
     later = datetime(2031, 5, 10, tzinfo=UTC)
-    stores = [await SqlStore.open(fresh_pg_url) for _ in range(3)]
+    stores = [await SqlStore.open(fresh_pg_url, timeout=30) for _ in range(3)]  # a loaded host
     try:
         made = await asyncio.gather(*(s.ensure_partitions(now=later) for s in stores))
         names = [partition_name((2031, m)) for m in (5, 6, 7, 8)]

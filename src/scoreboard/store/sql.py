@@ -52,7 +52,7 @@ from scoreboard.store.sql_friends import Friends
 from scoreboard.store.sql_keys import KeyRetention
 from scoreboard.store.sql_moderation import Moderation
 from scoreboard.store.sql_outbox import Outbox
-from scoreboard.store.sql_partitions import PARTITIONS_AHEAD, Partitions
+from scoreboard.store.sql_partitions import Partitions, PartitionUpkeep
 from scoreboard.store.sql_prune import Pruning
 from scoreboard.store.sql_scores import record_batch
 from scoreboard.store.sql_sessions import Sessions
@@ -68,11 +68,21 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning, KeyRetention, Moderation, Outbox, Admin, Sessions):
+class SqlStore(
+    RankedReads,
+    Friends,
+    Pruning,
+    PartitionUpkeep,
+    KeyRetention,
+    Moderation,
+    Outbox,
+    Admin,
+    Sessions,
+):
     """Durable users, scores, score events (append-only), idempotency records, actions and
     the rows of every board (the reads: `RankedReads`); friends lists, retention of past
-    periods and of idempotency keys, moderation, the webhook outbox, API keys, roles and the
-    admin audit log, refresh tokens (one mixin each).
+    periods, the events' partitions, retention of idempotency keys, moderation, the webhook
+    outbox, API keys, roles and the admin audit log, refresh tokens (one mixin each).
     """
 
     def __init__(
@@ -204,18 +214,6 @@ class SqlStore(RankedReads, Friends, Pruning, KeyRetention, Moderation, Outbox, 
         await self._partitions.ready(now)  # a set lookup, but in a month without upkeep
         async with self._write() as conn:  # PostgreSQL: the whole batch in one greenlet
             return await conn.run_sync(record_batch, commands, now, self._boards)
-
-    # -- history (store/sql_partitions.py; retention of keys: store/sql_keys.py) -------------
-    @unit_of_work
-    async def ensure_partitions(
-        self, ahead: int = PARTITIONS_AHEAD, *, now: datetime | None = None
-    ) -> list[str]:
-        """On PostgreSQL, the partitions of the events of `now`'s month (default: the
-        current one) and the `ahead` months after it, created where missing; the names of
-        those created. Safe from several processes at once. [] on SQLite."""
-        if ahead < 0:
-            raise ValueError("ahead must not be negative")
-        return await self._partitions.ensure(now or utcnow(), ahead)
 
     # -- boards rebuilt from the log (reads: `RankedReads`) ------------------------------------
     async def rebuild_board(self, board_id: str) -> int:

@@ -19,8 +19,9 @@ given its TRUNCATE trigger (row triggers, indexes and the foreign key come with 
 attached: `ATTACH PARTITION` takes SHARE UPDATE EXCLUSIVE on the parent, which blocks neither
 reads nor inserts, where `CREATE TABLE ... PARTITION OF` would take ACCESS EXCLUSIVE and queue
 every write behind any long read of the log. The transaction is short, holds a transaction-scoped
-advisory lock (several processes creating the same month: one creates it, the others find it),
-and gives up on any lock after `LOCK_TIMEOUT` rather than queue writers behind it.
+advisory lock (several processes creating the same month: one creates it, the others wait for
+it and find it), and gives up on any table's lock after `LOCK_TIMEOUT` rather than queue
+writers behind it.
 
 Reads of a time range of the log filter on `created_at` (`recorded_in`): PostgreSQL then reads
 only the partitions of those months.
@@ -34,7 +35,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from scoreboard.domain.times import utcnow
 from scoreboard.store.engine import Engines
+from scoreboard.store.guard import Guard, unit_of_work
 from scoreboard.store.schema import score_events
 
 PARTITIONS_AHEAD = 3  # months beyond the current one that always have their partition
@@ -113,8 +116,10 @@ def existing(conn: sa.Connection) -> set[Month]:
 def create_partitions(conn: sa.Connection, months: Iterable[Month]) -> list[str]:
     """Create the missing partitions among `months` in the caller's transaction (see the
     module docstring); the names of those created here."""
-    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    # Another creator holds this lock for milliseconds (the call's own timeout bounds the wait);
+    # the tables' locks below may be held by anything, hence their bound.
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITION_LOCK_ID})
+    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     have = existing(conn)
     created = []
     for month in sorted(set(months) - have):
@@ -163,3 +168,25 @@ class Partitions:
         if self._partitioned is False or month_of(now) in self._known:
             return
         await self.ensure(now, 0)
+
+
+class PartitionUpkeep:
+    """The store's partition method; `SqlStore` sets the attributes below."""
+
+    _guard: Guard
+    _partitions: Partitions
+
+    @property
+    def guard(self) -> Guard:
+        return self._guard
+
+    @unit_of_work
+    async def ensure_partitions(
+        self, ahead: int = PARTITIONS_AHEAD, *, now: datetime | None = None
+    ) -> list[str]:
+        """On PostgreSQL, the partitions of the events of `now`'s month (default: the
+        current one) and the `ahead` months after it, created where missing; the names of
+        those created. Safe from several processes at once. [] on SQLite."""
+        if ahead < 0:
+            raise ValueError("ahead must not be negative")
+        return await self._partitions.ensure(now or utcnow(), ahead)
