@@ -60,6 +60,7 @@ from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.event_log import EventLogService
 from scoreboard.service.flags import FlagService
 from scoreboard.service.friends import FriendService
+from scoreboard.service.history import HistoryUpkeep
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.limits import CountedLimiter
@@ -244,6 +245,7 @@ def build_services(
         flags=FlagService(backends.store, moderator),
         roles=RoleService(backends.store),
         server_writes=ServerWrites(backends.store, scoring),
+        history=HistoryUpkeep(backends.store, retention_days=settings.idempotency_retention_days),
         redis_ping=backends.redis_ping,
     )
 
@@ -288,6 +290,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     # Rebuild the index before serving (or join another process's rebuild): events this
     # process committed before a crash may never have reached it. Reads use SQL until then.
     await board.maintain()
+    await services.history.start()  # the event partitions ahead, then hourly upkeep
 
     live = services.live
     services.committer.start()
@@ -309,6 +312,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await maintainer
         await services.webhooks.close()
+        await services.history.close()
         await live.close()
         await hub.close()
         await services.committer.close()

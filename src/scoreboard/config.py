@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     rules_queue_size: int = Field(10_000, ge=1, le=1_000_000)
     # Past periods stay readable this long after they end; then their rows are deleted.
     period_retention_days: int = Field(400, ge=1, le=100_000)
+    # Idempotency keys are kept this long, then deleted (hourly, in small batches): a request
+    # replayed with an expired key is recorded as a new event. 0: kept forever.
+    idempotency_retention_days: int = Field(0, ge=0, le=100_000)
     rate_limit_score: str = "60/minute"
     rate_limit_login: str = "10/minute"  # per (username, client address) pair
     rate_limit_login_address: str = "30/minute"  # per client address, any usernames

@@ -21,6 +21,7 @@ from scoreboard.service.committer import GroupCommitter
 from scoreboard.service.event_log import EventLogService
 from scoreboard.service.flags import FlagService
 from scoreboard.service.friends import FriendService
+from scoreboard.service.history import HistoryUpkeep
 from scoreboard.service.identity import IdentityService
 from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.live import Live
@@ -65,4 +66,5 @@ class Services:
     flags: FlagService  # the admins' side of flags
     roles: RoleService
     server_writes: ServerWrites
+    history: HistoryUpkeep  # partitions ahead, idempotency retention
     redis_ping: Callable[[], Awaitable[Any]] | None = None  # None when no Redis is configured

@@ -245,4 +245,4 @@ async def test_the_openapi_document_shows_both_media_types(api: Api) -> None:
     assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/EventPageOut"}
     mine = doc["paths"][MINE]["get"]
     assert mine["security"] == [{"bearer": []}]
-    assert set(mine["responses"]) == {"200", "400", "401", "413", "503"}
+    assert set(mine["responses"]) == {"200", "400", "401", "403", "413", "503"}

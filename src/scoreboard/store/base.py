@@ -387,6 +387,23 @@ class Store(FlagStore, Protocol):
         transactions of at most `batch` rows (never a long lock); how many were deleted."""
         ...
 
+    # -- history (docs/OPERATIONS.md "History and retention") ---------------------------------
+    async def ensure_partitions(self, ahead: int = 3, *, now: datetime | None = None) -> list[str]:
+        """Where events are partitioned by month (PostgreSQL): the partitions of `now`'s month
+        (default: the current one) and the `ahead` months after it exist afterwards; the names
+        of those this call created. Safe from several processes at once. A write never needs
+        it (one of a month without a partition creates it first): it keeps that off writes."""
+        ...
+
+    async def expire_idempotency_keys(
+        self, before: datetime, batch: int = 1000, pause: float = 0.05
+    ) -> int:
+        """Delete the idempotency keys recorded before `before`, oldest first, in transactions
+        of at most `batch` keys with `pause` seconds between them (never a long lock); how many
+        were deleted. Their events stay; a key deleted is free: a request sent with it again
+        is recorded as a new event."""
+        ...
+
     # -- moderation (API.md section 6) -----------------------------------------------------------
     async def set_status(
         self,

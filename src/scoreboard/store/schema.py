@@ -126,9 +126,25 @@ score_events = sa.Table(
     sa.Column("source", sa.String(96), nullable=True),
     # (user_id, id): a user's events newest first by a range scan (migration 0010).
     sa.Index("ix_score_events_user_id", "user_id", "id"),
-    sa.Index("ux_score_events_voids", "voids", unique=True),
+    # Not unique: on PostgreSQL the table is partitioned by month of `created_at` (migration
+    # 0009, `store/sql_partitions.py`), where a unique index must hold the partition key. At
+    # most one void per event is `event_voids`' primary key.
+    sa.Index("ix_score_events_voids", "voids"),
     # Event ids only grow, even on SQLite: the audit log never reuses an id.
     sqlite_autoincrement=True,
+)
+# On PostgreSQL the primary key is (id, created_at): a partitioned table's unique keys hold its
+# partition key. Ids are still unique (one sequence), so nothing outside the table refers to
+# an event through a foreign key: none can point at a partitioned table's `id` alone.
+
+# Each voided event and the compensating event that voids it (API.md section 6): an event is
+# voided at most once (the primary key), whichever partition its compensation falls in.
+event_voids = sa.Table(
+    "event_voids",
+    metadata,
+    sa.Column("event_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("void_id", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 idempotency_keys = sa.Table(
@@ -137,9 +153,14 @@ idempotency_keys = sa.Table(
     sa.Column("user_id", user_id_type(), sa.ForeignKey("users.user_id"), primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("request_hash", sa.String(128), nullable=True),
-    # NULL only inside the transaction that claimed the key, until its event is written.
-    sa.Column("event_id", sa.BigInteger(), sa.ForeignKey("score_events.id"), nullable=True),
+    # NULL only inside the transaction that claimed the key, until its event is written. No
+    # foreign key (see `score_events`): events are never deleted, and the id is the one the
+    # event's own INSERT returned, in the same transaction.
+    sa.Column("event_id", sa.BigInteger(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # Retention (SCOREBOARD_IDEMPOTENCY_RETENTION_DAYS) deletes the oldest keys first, in
+    # batches: `store/sql_keys.py`.
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
 

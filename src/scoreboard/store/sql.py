@@ -51,8 +51,10 @@ from scoreboard.store.sql_admin import Admin
 from scoreboard.store.sql_event_log import EventLog
 from scoreboard.store.sql_flags import Flags
 from scoreboard.store.sql_friends import Friends
+from scoreboard.store.sql_keys import KeyRetention
 from scoreboard.store.sql_moderation import Moderation
 from scoreboard.store.sql_outbox import Outbox
+from scoreboard.store.sql_partitions import Partitions, PartitionUpkeep
 from scoreboard.store.sql_prune import Pruning
 from scoreboard.store.sql_scores import record_batch
 from scoreboard.store.sql_sessions import Sessions
@@ -68,10 +70,23 @@ WALK_STALL_SECONDS = 30.0
 REBUILD_SECONDS = 600.0
 
 
-class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin, Sessions, EventLog, Flags):
+class SqlStore(
+    RankedReads,
+    Friends,
+    Pruning,
+    PartitionUpkeep,
+    KeyRetention,
+    Moderation,
+    Outbox,
+    Admin,
+    Sessions,
+    EventLog,
+    Flags,
+):
     """Durable users, scores, score events (append-only), idempotency records, actions and
-    the rows of every board (the reads: `RankedReads`); friends lists, moderation, the
-    webhook outbox, API keys, roles and the admin audit log, refresh tokens, the event-log
+    the rows of every board (the reads: `RankedReads`); friends lists, retention of past
+    periods, the events' partitions, retention of idempotency keys, moderation, the webhook
+    outbox, API keys, roles and the admin audit log, refresh tokens, the event-log
     query, the anomaly rules' tables (one mixin each).
     """
 
@@ -89,6 +104,7 @@ class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin, Session
         self._walk_guard = Guard(max(timeout, walk_stall))  # see the module doc
         self._rebuild_guard = Guard(max(timeout, rebuild_timeout))
         self._boards = boards if boards is not None else BoardCatalogue.default()
+        self._partitions = Partitions(engines)
 
     @classmethod
     async def open(
@@ -196,11 +212,13 @@ class SqlStore(RankedReads, Friends, Pruning, Moderation, Outbox, Admin, Session
         """
         if not commands:
             return []
+        now = utcnow()
         writer = self._engines.batch_writer
         if writer is not None:  # SQLite: the whole batch in one hop to its thread
-            return await writer.run(record_batch, commands, utcnow(), self._boards)
+            return await writer.run(record_batch, commands, now, self._boards)
+        await self._partitions.ready(now)  # a set lookup, but in a month without upkeep
         async with self._write() as conn:  # PostgreSQL: the whole batch in one greenlet
-            return await conn.run_sync(record_batch, commands, utcnow(), self._boards)
+            return await conn.run_sync(record_batch, commands, now, self._boards)
 
     # -- boards rebuilt from the log (reads: `RankedReads`) ------------------------------------
     async def rebuild_board(self, board_id: str) -> int:

@@ -8,7 +8,8 @@ export) is a series of short reads and never holds a connection between pages.
 Indexes: the page walks `id` downwards. A user's events come from `ix_score_events_user_id`,
 which is (user_id, id) since migration 0010, so a user's page is a range scan of the index
 however many events they have (with the index on user_id alone PostgreSQL sorted all of them
-for every page). `voided_by` is one probe of `ux_score_events_voids` per event. Filters on
+for every page). `voided_by` is one probe of `event_voids`' primary key per event (not of
+`score_events.voids`, whose index is one per monthly partition on PostgreSQL). Filters on
 `action_type` or the time alone walk the primary key from the cursor down, skipping what does
 not match: an admin's query, not a hot path (no index on them is paid for on every write).
 """
@@ -20,10 +21,10 @@ import sqlalchemy as sa
 from scoreboard.store.engine import Engines
 from scoreboard.store.event_log import EventQuery, LoggedEvent
 from scoreboard.store.guard import Guard, unit_of_work
-from scoreboard.store.schema import score_events
+from scoreboard.store.schema import event_voids, score_events
 
 EVENT = score_events.alias("e")
-VOID = score_events.alias("v")  # the compensation of EVENT, if any
+VOID = event_voids.alias("v")  # the compensation of EVENT, if any
 
 
 def _page(query: EventQuery, limit: int, before: int | None) -> sa.Select[tuple[object, ...]]:
@@ -49,9 +50,9 @@ def _page(query: EventQuery, limit: int, before: int | None) -> sa.Select[tuple[
             e.idempotency_key,
             e.voids,
             e.source,
-            v.id.label("voided_by"),
+            v.void_id.label("voided_by"),
         )
-        .select_from(EVENT.outerjoin(VOID, v.voids == e.id))
+        .select_from(EVENT.outerjoin(VOID, v.event_id == e.id))
         .where(*where)
         .order_by(e.id.desc())
         .limit(limit)

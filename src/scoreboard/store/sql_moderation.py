@@ -21,6 +21,7 @@ from scoreboard.store.records import user_from_row
 from scoreboard.store.schema import board_scores, user_scores, users
 from scoreboard.store.sql_admin import append_audit
 from scoreboard.store.sql_outbox import enqueue
+from scoreboard.store.sql_partitions import Partitions
 from scoreboard.store.sql_sessions import revoke_user_tokens
 from scoreboard.store.sql_void import void
 
@@ -68,6 +69,7 @@ class Moderation:
     _engines: Engines
     _guard: Guard
     _boards: BoardCatalogue
+    _partitions: Partitions
 
     @property
     def guard(self) -> Guard:
@@ -97,6 +99,7 @@ class Moderation:
         transaction (`store.sql_void`)."""
         catalogue = self._boards
         now = _now()
+        await self._partitions.ready(now)  # the compensation is an event of `now`
         async with self._engines.write.begin() as conn:
             try:
                 return await conn.run_sync(

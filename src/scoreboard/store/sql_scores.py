@@ -3,7 +3,8 @@
 Set-based, so a batch costs a handful of statements whatever its size:
 1. lock the batch's users, then read their scores (two SELECTs, see `_lock_users`);
 2. claim the batch's idempotency keys (one multi-row `INSERT .. ON CONFLICT DO NOTHING
-   RETURNING`); read the keys that were already taken and their events (two SELECTs);
+   RETURNING`); read the keys that were already taken and their events (two SELECTs;
+   `store/sql_keys.py`);
 3. read the board rows the batch's events count on (one SELECT, see `store/sql_boards.py`);
 4. decide every command in order, in Python, from the locked scores and board rows
    (completing actions, the rare case, costs one UPDATE each);
@@ -35,8 +36,7 @@ from scoreboard.domain.boards import BoardCatalogue, View
 from scoreboard.domain.ranking import SCORE_MAX, SCORE_MIN, Standing
 from scoreboard.store.base import ScoreCommand, ScoreOutcome
 from scoreboard.store.engine import insert
-from scoreboard.store.records import event_from_row
-from scoreboard.store.schema import actions, idempotency_keys, score_events, user_scores, users
+from scoreboard.store.schema import actions, score_events, user_scores, users
 from scoreboard.store.sql_batch import (
     BANNED,
     CONFLICT,
@@ -45,7 +45,6 @@ from scoreboard.store.sql_batch import (
     BatchKey,
     BatchUser,
     NewEvent,
-    Pair,
     Plan,
     chunks,
     from_us,
@@ -53,6 +52,7 @@ from scoreboard.store.sql_batch import (
     replay,
 )
 from scoreboard.store.sql_boards import BoardFolds, row_key
+from scoreboard.store.sql_keys import claim_keys, settle_keys
 
 
 def record_batch(
@@ -68,7 +68,7 @@ def record_batch(
     (`AsyncConnection.run_sync`), instead of a hop or a greenlet per statement."""
     batch = Batch(conn, now, BoardFolds(catalogue))
     batch.users = _lock_users(batch, sorted({c.user_id for c in commands}))
-    _claim_keys(batch, [c for c in commands if c.user_id in batch.users])
+    claim_keys(batch, [c for c in commands if c.user_id in batch.users])
     views = _load_boards(batch, commands)
     plans = [_plan(batch, command, seen) for command, seen in zip(commands, views, strict=True)]
     new_events = [plan for plan in plans if isinstance(plan, NewEvent)]
@@ -76,7 +76,7 @@ def record_batch(
         _insert_events(batch, new_events)
         _save_scores(batch)
         batch.boards.save(conn)
-    _settle_keys(batch)
+    settle_keys(batch)
     return [outcome(plan, now) for plan in plans]
 
 
@@ -110,51 +110,6 @@ def _lock_users(batch: Batch, user_ids: list[str]) -> dict[str, BatchUser]:
             user.score, user.reached_at_us = int(row.score), int(row.reached_at_us)
             user.version = int(row.version)
     return found
-
-
-def _claim_keys(batch: Batch, commands: list[ScoreCommand]) -> None:
-    """Claim every (user, key) of the batch; load the ones taken before, with their events."""
-    first_hash: dict[Pair, str | None] = {}
-    for c in commands:
-        if c.idempotency_key is not None:
-            first_hash.setdefault((c.user_id, c.idempotency_key), c.request_hash)
-    if not first_hash:
-        return
-    rows = [
-        {"user_id": u, "key": k, "request_hash": h, "event_id": None, "created_at": batch.now}
-        for (u, k), h in first_hash.items()
-    ]
-    claim = (
-        insert(batch.dialect, idempotency_keys)
-        .on_conflict_do_nothing(index_elements=["user_id", "key"])
-        .returning(idempotency_keys.c.user_id, idempotency_keys.c.key)
-    )
-    claimed = {(r.user_id, r.key) for r in batch.conn.execute(claim, rows)}
-    batch.keys = {pair: BatchKey(claimed=pair in claimed) for pair in first_hash}
-    taken = [pair for pair in first_hash if pair not in claimed]
-    if taken:
-        _load_taken_keys(batch, taken)
-
-
-def _load_taken_keys(batch: Batch, taken: list[Pair]) -> None:
-    pair_col = sa.tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key)
-    owners: dict[int, list[BatchKey]] = {}
-    for chunk in chunks(taken):
-        stmt = sa.select(idempotency_keys).where(pair_col.in_(chunk))
-        for row in batch.conn.execute(stmt):
-            key = batch.keys[(row.user_id, row.key)]
-            key.request_hash = row.request_hash
-            if row.event_id is not None:
-                owners.setdefault(int(row.event_id), []).append(key)
-    for chunk in chunks(list(owners)):
-        stmt = (
-            sa.select(score_events, users.c.display_name)
-            .join(users, users.c.user_id == score_events.c.user_id)
-            .where(score_events.c.id.in_(chunk))
-        )
-        for row in batch.conn.execute(stmt):
-            for key in owners[int(row.id)]:
-                key.owner = event_from_row(row)
 
 
 def _load_boards(batch: Batch, commands: Sequence[ScoreCommand]) -> list[list[View]]:
@@ -285,23 +240,3 @@ def _save_scores(batch: Batch) -> None:
         },
     )
     batch.conn.execute(stmt, rows)
-
-
-def _settle_keys(batch: Batch) -> None:
-    """Point used keys at their events; free the keys claimed by refused commands."""
-    used = [
-        {"b_user": u, "b_key": k, "b_hash": key.request_hash, "b_event": key.owner.event_id}
-        for (u, k), key in batch.keys.items()
-        if key.claimed and isinstance(key.owner, NewEvent)
-    ]
-    unused = [pair for pair, key in batch.keys.items() if key.claimed and key.owner is None]
-    t = idempotency_keys
-    if used:
-        stmt = (
-            sa.update(t)
-            .where(t.c.user_id == sa.bindparam("b_user"), t.c.key == sa.bindparam("b_key"))
-            .values(event_id=sa.bindparam("b_event"), request_hash=sa.bindparam("b_hash"))
-        )
-        batch.conn.execute(stmt, used)
-    for chunk in chunks(unused):
-        batch.conn.execute(sa.delete(t).where(sa.tuple_(t.c.user_id, t.c.key).in_(chunk)))

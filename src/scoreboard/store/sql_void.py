@@ -1,7 +1,7 @@
 """Voiding an event (API.md section 6): a compensating event is appended (`points` negated,
-`voids` = the voided event's id) and the user's rows on every view the voided event counted
-on, and their total, are recomputed, all in one transaction. Nothing of the log is updated or
-deleted.
+`voids` = the voided event's id, and a row in `event_voids`, whose primary key makes it the
+only one) and the user's rows on every view the voided event counted on, and their total, are
+recomputed, all in one transaction. Nothing of the log is updated or deleted.
 
 The rule every board follows (live, here, and in `store/sql_rebuild.py`): a voided event and
 its compensation do not count. For a `sum` board that equals adding the negated points; for a
@@ -23,7 +23,7 @@ from scoreboard.domain.boards import BoardCatalogue, View, fold, to_us
 from scoreboard.domain.errors import AlreadyVoided, NotFound, ValidationFailed
 from scoreboard.domain.ranking import Standing
 from scoreboard.store.base import BoardStanding, EventRecord, Voided
-from scoreboard.store.schema import board_scores, score_events, user_scores, users
+from scoreboard.store.schema import board_scores, event_voids, score_events, user_scores, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,9 @@ def void(
         )
         .returning(score_events.c.id)
     ).scalar_one()
+    # At most one void per event, whatever partition the compensations fall in: a concurrent
+    # void of the same event that got past the check above fails here (IntegrityError).
+    conn.execute(sa.insert(event_voids).values(event_id=event_id, void_id=inserted, created_at=now))
     record = EventRecord(
         int(inserted),
         user_id,

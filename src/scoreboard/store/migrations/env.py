@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from scoreboard.store.engine import async_url, configure_sqlite
 from scoreboard.store.migrate import MIGRATION_LOCK_ID, SQLITE_MIGRATION_BUSY_MS
 from scoreboard.store.schema import metadata
+from scoreboard.store.sql_partitions import include_name
 
 config = context.config
 
@@ -39,6 +40,7 @@ def do_run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         compare_type=True,
+        include_name=include_name,  # the events' monthly partitions are not in `metadata`
         render_as_batch=connection.dialect.name == "sqlite",
         # SQLite can run DDL in a transaction once the driver no longer manages transactions
         # (see store/engine.py); the whole upgrade then commits or rolls back as one.

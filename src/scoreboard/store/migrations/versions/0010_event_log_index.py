@@ -3,8 +3,8 @@ page newest first by a range scan of the index (PostgreSQL sorted all of a user'
 every page with the index on user_id alone; SQLite's index already ended with the rowid).
 It replaces the old index, which it serves in full: no extra cost on each write.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-10
 
 Self-contained on purpose (no import of store/schema.py), like 0001.
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0008"
+revision: str = "0010"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
