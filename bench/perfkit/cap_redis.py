@@ -14,6 +14,7 @@ counted by the client's connection class).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class RedisMemory:
     views: int
     bytes_per_user_per_board: float
     used_memory: int  # after the fill
+    top10_cpu: float = float("nan")  # Redis seconds per top-10 read of one view (a hub pass)
 
 
 def standing(n: int, bump: int = 0) -> Standing:
@@ -138,10 +140,23 @@ async def measure(
         for size in sizes:
             reps = max(least, -(-events // size))
             out.append(await series(indexes, redis, keys, size, reps, members))
-        return memory, out
+        top = await top_reads(RedisRankIndex(client, PREFIX, keys[0], checked=True), redis, events)
+        return dataclasses.replace(memory, top10_cpu=top), out
     finally:
         await indexes.close()
         await client.aclose()
+
+
+async def top_reads(index: RedisRankIndex, redis: ThrowawayRedis, reads: int) -> float:
+    """Redis CPU per top-10 read of a full view (the read each process's hub makes once per
+    fan-out pass of a view it has clients of; the script checks the generation marker)."""
+    for _ in range(10):
+        await index.top(10)
+    before = redis.reading()
+    for _ in range(reads):
+        if len(await index.top(10)) != 10:
+            raise RuntimeError("a top-10 read of a full view answered fewer entries")
+    return (redis.reading().cpu - before.cpu) / reads
 
 
 def run(

@@ -167,7 +167,8 @@ def redis_section(memory: RedisMemory, figures: Sequence[RedisFigures]) -> str:
         + table(head, rows)
         + f"\n\nMemory: {num(memory.bytes_per_user_per_board)} bytes per user per board "
         f"(`used_memory` growth over {memory.members:,} users x {memory.views} views; "
-        f"{memory.used_memory / 1e6:,.0f} MB used after the fill)."
+        f"{memory.used_memory / 1e6:,.0f} MB used after the fill). A top-10 read of one full "
+        f"view (a hub's pass): {us(memory.top10_cpu)} of Redis CPU."
     )
 
 
