@@ -157,7 +157,7 @@ def measured() -> Measured:
         "t",
         (ref, runs, cost(ref, runs)),
         BatchResult(batch, 1500.0, "fsync=on"),
-        (RedisMemory(1000, 4, 490.0, 10**7), redis),
+        (RedisMemory(1000, 4, 490.0, 10**7, 50e-6), redis),
         http,
     )
 
