@@ -47,6 +47,7 @@ class Assumptions:
     pg_cores: int = 32  # a large single PostgreSQL primary
     wal_mb_s_limit: float = 100.0  # WAL a primary and its replicas' streams sustain comfortably
     max_connections: int = 500  # PostgreSQL connections before a pooler is needed
+    pass_budget_s: float = 0.2  # CPU one fan-out pass may take on a process (latency bound)
 
     @property
     def worst_frames_per_client_s(self) -> float:
@@ -131,6 +132,41 @@ def events_plan(
                 committers_needed=max(1, math.ceil(rate / (per_committer * a.utilisation))),
             )
         )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class CombinedRow:
+    clients: int
+    events_s: int
+    cores: float  # fan-out + write path, at the utilisation
+    processes: int  # the larger of the CPU's count and the latency bound's
+
+
+def latency_bound_clients(inputs: Inputs, a: Assumptions) -> int:
+    """Live clients per process such that one pass over all of them (one frame each) takes
+    at most `pass_budget_s` of CPU: the bound on POST -> frame latency, whatever the rate."""
+    cost = inputs.cpu_per_client_frame
+    return int(a.pass_budget_s / cost) if cost > 0 else 0
+
+
+def combined_plan(
+    inputs: Inputs,
+    a: Assumptions,
+    clients: Sequence[int] = (10_000, 100_000, 1_000_000),
+    events: Sequence[int] = (1_000, 10_000, 100_000),
+) -> list[CombinedRow]:
+    """Processes for each (live clients, events/s): the same processes serve both, so their
+    CPU adds up; never fewer than the latency bound allows per process."""
+    fanout = {r.clients: r.fanout_cores for r in clients_plan(inputs, a, clients)}
+    writes = {r.events_s: r.service_cores for r in events_plan(inputs, a, events)}
+    per_process = max(1, latency_bound_clients(inputs, a))
+    rows = []
+    for n in clients:
+        for rate in events:
+            total = fanout[n] + writes[rate]
+            processes = max(math.ceil(total), math.ceil(n / per_process), 1)
+            rows.append(CombinedRow(n, rate, total, processes))
     return rows
 
 

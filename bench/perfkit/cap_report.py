@@ -17,7 +17,9 @@ from .cap_plan import (
     Inputs,
     clients_per_process,
     clients_plan,
+    combined_plan,
     events_plan,
+    latency_bound_clients,
     max_event_rate_one_view,
     pg_connections,
 )
@@ -214,6 +216,10 @@ def plan_section(i: Inputs, a: Assumptions) -> str:
     ehead = ["events/s", "service cores", "processes", "PG conns (20/proc)", "PG cores",
              "WAL MB/s", "disk GB/month", "rows/month", "Redis cores",
              "busiest view's node", "committers"]  # fmt: skip
+    both = [
+        [f"{r.clients:,}", f"{r.events_s:,}", num(r.cores, 1), str(r.processes)]
+        for r in combined_plan(i, a)
+    ]
     per = ", ".join(
         f"{clients_per_process(i, a, f):,} at {f:g}/s" for f in (1, 5, a.worst_frames_per_client_s)
     )
@@ -222,6 +228,10 @@ def plan_section(i: Inputs, a: Assumptions) -> str:
         + table(chead, crow)
         + "\n\n"
         + table(ehead, erow)
-        + f"\n\nLive clients per process (one core at {a.utilisation:.0%}): {per}. One view "
-        f"takes at most {max_event_rate_one_view(i, a):,.0f} events/s on its Redis node."
+        + "\n\n"
+        + table(["live clients", "events/s", "cores (fan-out + writes)", "processes"], both)
+        + f"\n\nLive clients per process (one core at {a.utilisation:.0%}): {per}; "
+        f"{latency_bound_clients(i, a):,} at most for a pass of {a.pass_budget_s:g} s CPU. "
+        f"One view takes at most {max_event_rate_one_view(i, a):,.0f} events/s on its Redis "
+        "node."
     )

@@ -21,6 +21,7 @@ from bench.perfkit.cap_plan import (
     Inputs,
     clients_per_process,
     clients_plan,
+    combined_plan,
     events_plan,
     max_event_rate_one_view,
 )
@@ -142,6 +143,16 @@ def test_plan_for_event_rates() -> None:
     assert top.committers_needed == 100
     assert rows[1_000].committers_needed == 1
     assert max_event_rate_one_view(INPUTS, a) == pytest.approx(25_000.0)
+
+
+def test_combined_plan_adds_both_loads_and_keeps_the_latency_bound() -> None:
+    a = Assumptions(pass_budget_s=0.2)  # 0.2 s / 20 µs: 10,000 clients per process
+    rows = {(r.clients, r.events_s): r for r in combined_plan(INPUTS, a)}
+    small = rows[(10_000, 1_000)]
+    assert small.cores == pytest.approx(10_000 * 1.04 * 20e-6 / 0.5 + 1_000 * 2e-3 / 0.5)
+    assert small.processes == 5  # 4.42 cores
+    assert rows[(1_000_000, 1_000)].processes == 100  # the latency bound, not the 45.6 cores
+    assert rows[(1_000_000, 100_000)].processes == 442  # 41.6 + 400 cores
 
 
 def measured() -> Measured:
