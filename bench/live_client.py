@@ -12,6 +12,8 @@ has received the frame reflecting it (`service`: the poster at its new score or 
 `baseline`: the round number). Each trigger uses a fresh HTTP connection, for both. Clients
 only record (time, frame) as frames arrive; frames are decoded between polls. After the
 rounds (`service`), every client's last board is compared with `GET /api/v1/leaderboard`.
+The result also counts the board frames (snapshot/update) the clients received during the
+rounds and their payload bytes (`board_frames`, `board_frame_bytes`: bench/capacity.py).
 """
 
 from __future__ import annotations
@@ -149,7 +151,20 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def delivered(clients: list[Client], since: list[int]) -> dict[str, int]:
+    """Board frames (snapshot/update) the clients received after `since` (per client, the
+    number of frames held then), and their payload bytes: what the fan-out sent."""
+    count = size = 0
+    for client, start in zip(clients, since, strict=True):
+        for _, frame in client.frames[start:]:
+            if json.loads(frame).get("type") in BOARD_TYPES:
+                count += 1
+                size += len(frame.encode() if isinstance(frame, str) else frame)
+    return {"board_frames": count, "board_frame_bytes": size}
+
+
 async def rounds(args: argparse.Namespace, clients: list[Client]) -> dict[str, Any]:
+    since = [len(c.frames) for c in clients]
     posters = args.poster_list or [""]
     limits = httpx.Limits(max_keepalive_connections=0)  # a fresh connection per trigger
     all_delays: list[float] = []
@@ -173,6 +188,7 @@ async def rounds(args: argparse.Namespace, clients: list[Client]) -> dict[str, A
         "extra_median": statistics.median(extras) if extras else float("nan"),
         "missed": missed,
         **convergence(clients, board),
+        **delivered(clients, since),
     }
 
 

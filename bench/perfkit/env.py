@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
@@ -60,10 +61,17 @@ class BenchEnv:
         return env
 
     def migrate(self, env: dict[str, str]) -> None:
-        """`scoreboard migrate` with these settings (creates the schema)."""
+        """`scoreboard migrate` with these settings (creates the schema), in the environment
+        the servers get (`Procs.start`: this one's, e.g. PYTHONPATH naming the checkout whose
+        code is measured, without its SCOREBOARD_ settings), so the schema is that code's."""
         Path(env["SCOREBOARD_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
         done = subprocess.run(
-            [SCOREBOARD, "migrate"], env=env, capture_output=True, text=True, timeout=120
+            [SCOREBOARD, "migrate"],
+            env={**full_env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if done.returncode != 0:
             raise RuntimeError(f"migrate failed: {done.stderr.strip()[-300:]}")
