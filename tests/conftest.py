@@ -30,6 +30,8 @@ PG_ADMIN_URL = os.environ.get("SCOREBOARD_TEST_PG", "postgresql://postgres@127.0
 REDIS_URL = os.environ.get("SCOREBOARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+pytest_plugins = ["tests.parallel"]  # pytest-xdist: worker count, the fuzz tally
+
 
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
