@@ -52,7 +52,7 @@ def fuzz_server(
             "SCOREBOARD_REDIS_URL": REDIS_URL,
             "SCOREBOARD_REDIS_PREFIX": f"sbfuzz:{uuid.uuid4().hex[:10]}",
         }
-    server = ServerProcess(workdir, env).start(timeout=60)
+    server = ServerProcess(workdir, env).start()
     try:
         yield server
     finally:
