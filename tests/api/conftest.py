@@ -38,9 +38,6 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "password_hash_wait_seconds": 30,
         "rate_limit_register": "100000/minute",
         "ws_tick_ms": 10,
-        # Not 2 s: with the suite's workers busy a write can wait seconds for a core, and a
-        # test that is not about the budget must not get a 503 for it (those set their own).
-        "db_timeout_seconds": 10,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
