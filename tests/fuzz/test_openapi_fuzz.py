@@ -13,11 +13,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from tests.e2e.server import ServerProcess
+from tests.fuzz.tally import TALLY, operation  # the module tests/parallel.py reads
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
-
-from .tally import TALLY, operation
 
 MAX_EXAMPLES = 25
 CHECKS = [
