@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from asgi_lifespan import LifespanManager
 from tests.cluster import ThrowawayCluster
 from tests.throwaway import PortTaken, ThrowawayRedis
 
@@ -32,6 +33,18 @@ from scoreboard.store.sql import SqlStore
 PG_ADMIN_URL = os.environ.get("SCOREBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SCOREBOARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+pytest_plugins = ["tests.parallel"]  # pytest-xdist: worker count, the fuzz tally
+
+
+# How long an in-process app may take to start or to stop (asgi-lifespan's default is 5 s): on
+# a loaded machine, with the suite's workers all busy, a start with migrations takes longer.
+LIFESPAN_SECONDS = 60.0
+
+
+def lifespan(app: Any) -> LifespanManager:
+    """`async with lifespan(app) as manager:` the app started, with the suite's patience."""
+    return LifespanManager(app, startup_timeout=LIFESPAN_SECONDS, shutdown_timeout=LIFESPAN_SECONDS)
 
 
 def _reachable(url: str, default_port: int) -> bool:

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from tests.conftest import lifespan
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
@@ -123,7 +123,7 @@ def api_factory(tmp_path: Path, backend_settings: dict[str, Any]) -> Callable[..
         clock = values.pop("clock", None)
         extra = {} if clock is None else {"clock": clock}
         app = create_app(make_settings(database_url, tmp_path, **values), **extra)
-        async with LifespanManager(app) as manager:
+        async with lifespan(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 yield Api(client, app)

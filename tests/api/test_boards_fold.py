@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.api.clock import FakeClock
 from tests.api.conftest import Api, make_settings
 from tests.api.test_boards import boards_file
+from tests.conftest import lifespan
 
 from scoreboard.app import create_app
 from scoreboard.domain.boards import BoardCatalogue
@@ -120,7 +120,7 @@ async def scenario(database_url: str, tmp: Path, plan: list[Step], **extra: Any)
         make_settings(database_url, tmp, boards_file=boards_file(tmp), **KEEP_ALL, **extra),
         clock=clock,
     )
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             await run(Api(client, app), clock, plan)

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
 from tests.api.conftest import make_settings
+from tests.conftest import lifespan
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
@@ -44,7 +44,7 @@ async def _seed(data: Path) -> dict[str, str]:
     settings = _settings(data)
     app = create_app(settings, hot_routes=False)
     tokens: dict[str, str] = {}
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             for name in ("alice", "bob", "carol", "gone"):
@@ -239,7 +239,7 @@ def corpus(tokens: dict[str, str]) -> list[Request]:
 async def _run(data: Path, requests: list[Request], *, hot: bool) -> tuple[list[Answer], bytes]:
     app = create_app(_settings(data), hot_routes=hot)
     answers: list[Answer] = []
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             for n, (method, url, headers, body) in enumerate(requests):

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from tests.api.clock import FakeClock
@@ -29,7 +28,7 @@ from tests.api.conftest import make_settings
 from tests.api.moderation_model import Rows, fold_log, own_rank, public, read_log
 from tests.api.moderation_steps import Adjust, Model, Moderate, Score, Step, Void, code, step
 from tests.api.test_boards import boards_file
-from tests.conftest import PG_ADMIN_URL, _pg_admin
+from tests.conftest import PG_ADMIN_URL, _pg_admin, lifespan
 
 from scoreboard.app import create_app
 from scoreboard.container import Services
@@ -162,7 +161,7 @@ async def scenario(database_url: str, tmp: Path, extra: dict[str, Any], plan: li
     clock = FakeClock()
     values = {"boards_file": boards_file(tmp, BOARDS), **SETTINGS, **extra}
     app = create_app(make_settings(database_url, tmp, **values), clock=clock)
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             services: Services = app.state.services

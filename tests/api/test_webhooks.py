@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from asgi_lifespan import LifespanManager
 from tests.api.clock import FakeClock
 from tests.api.conftest import Api, make_settings
+from tests.conftest import lifespan
 from tests.service.webhook_receiver import Receiver, receiving
 
 from scoreboard.api.deps import get_admin
@@ -31,7 +31,7 @@ SECRET = "whsec-apps"
 @asynccontextmanager
 async def app_on(url: str, tmp_path: Path, clock: FakeClock, **settings: Any) -> AsyncIterator[Api]:
     app = create_app(make_settings(url, tmp_path, **settings), clock=clock)
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield Api(client, app)

@@ -24,6 +24,7 @@ MODULES = {
     "pydantic-settings": "pydantic_settings",
     "pytest-asyncio": "pytest_asyncio",
     "pytest-timeout": "pytest_timeout",
+    "pytest-xdist": "xdist",
     "asgi-lifespan": "asgi_lifespan",
     "pyyaml": "yaml",
     "sqlalchemy": "sqlalchemy",

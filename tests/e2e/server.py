@@ -13,6 +13,10 @@ from pathlib import Path
 import httpx
 from tests.conftest import free_port
 
+# Patience for a server's start: a few seconds alone, but the suite's workers start servers at
+# the same time on a machine with fewer cores than workers (pyproject's addopts: -n auto).
+START_SECONDS = 90.0
+
 
 class ServerProcess:
     """One `scoreboard serve` on a free port, with its own environment and log file."""
@@ -67,8 +71,8 @@ class ServerProcess:
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
-        """Start the process and wait until `/readyz` answers 200."""
+    def start(self, timeout: float = START_SECONDS) -> ServerProcess:
+        """Start the process and wait until `/readyz` answers 200 (an exit fails at once)."""
         self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

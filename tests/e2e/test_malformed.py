@@ -37,7 +37,7 @@ HANDSHAKE = (
 def _serve(workdir: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
     values = {"SCOREBOARD_DATA_DIR": str(workdir / "data"), **FAST, **env}
     server = ServerProcess(workdir, values, open_files=OPEN_FILES)
-    server.start(timeout=90)
+    server.start()
     yield server
     server.stop()
 
@@ -72,7 +72,7 @@ def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     workdir = tmp_path_factory.mktemp("crowded")
     values = {"SCOREBOARD_DATA_DIR": str(workdir / "data"), **FAST, **env}
     server = ServerProcess(workdir, values, open_files=1024)
-    server.start(timeout=90)
+    server.start()
     yield server
     server.stop()
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from tests.e2e.client import LiveClient, new_user
 from tests.e2e.conftest import FAST
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import START_SECONDS, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +46,7 @@ def scaled_env(
 def workers(tmp_path: Path, scaled_env: dict[str, str]) -> Iterator[ServerProcess]:
     """`serve --workers 2`, once both workers serve."""
     server = ServerProcess(tmp_path / "workers", scaled_env, args=("--workers", "2"))
-    server.start(timeout=60)
+    server.start(timeout=2 * START_SECONDS)  # a parent and its two workers
     try:
         wait_until(lambda: "2 workers serving" in server.log(), 60, server.log)
         assert len(worker_pids(server)) == 2

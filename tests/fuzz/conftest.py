@@ -4,16 +4,16 @@ Redis, with and without a valid bearer token.
 
 Bounded for CI: `MAX_EXAMPLES` per operation and auth variant. Rate limits are raised for the
 fuzz server (429 is documented on the limited routes either way) so that examples reach the
-routes' own checks. The tally (operations, requests, 5xx, violations) is printed at the end.
+routes' own checks. The tally (operations, requests, 5xx, violations; tests/fuzz/tally.py) is
+printed at the end, by the root conftest (tests/parallel.py, which also keeps each server's
+tests on one xdist worker).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,7 +31,6 @@ FUZZ_ENV = {
     "SCOREBOARD_RATE_LIMIT_REFRESH": "1000000/minute",
     "SCOREBOARD_JWT_SECRET": "fuzz-secret-" + "f" * 40,
 }
-TALLY: Counter[str] = Counter()  # test-session bookkeeping, printed by the summary hook
 
 
 @pytest.fixture(scope="module", params=["embedded", "scaled"])
@@ -53,7 +52,7 @@ def fuzz_server(
             "SCOREBOARD_REDIS_URL": REDIS_URL,
             "SCOREBOARD_REDIS_PREFIX": f"sbfuzz:{uuid.uuid4().hex[:10]}",
         }
-    server = ServerProcess(workdir, env).start(timeout=60)
+    server = ServerProcess(workdir, env).start()
     try:
         yield server
     finally:
@@ -77,11 +76,3 @@ def bearer(fuzz_server: ServerProcess) -> dict[str, str]:
         r = http.post("/api/v1/auth/login", json=creds)
         r.raise_for_status()
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if TALLY:
-        operations = sum(1 for key in TALLY if key.startswith("operation "))
-        counts = ", ".join(f"{k}={TALLY[k]}" for k in ("requests", "5xx", "violations"))
-        line = f"operations={operations}, {counts}"
-        terminalreporter.write_line(f"schemathesis tally: {line}")

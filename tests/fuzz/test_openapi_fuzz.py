@@ -13,11 +13,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from tests.e2e.server import ServerProcess
+from tests.fuzz.tally import TALLY, operation  # the module tests/parallel.py reads
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
-
-from .conftest import TALLY
 
 MAX_EXAMPLES = 25
 CHECKS = [
@@ -39,7 +38,7 @@ FUZZ = settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=
 
 
 def call_and_tally(case: Case, server: ServerProcess, headers: dict[str, str]) -> None:
-    TALLY[f"operation {case.operation.label}"] = 1
+    TALLY[operation(case.operation.label)] = 1
     TALLY["requests"] += 1
     response = case.call(base_url=server.url, headers=headers, timeout=60)
     if response.status_code >= 500:

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import httpx
-from asgi_lifespan import LifespanManager
 from tests.api.conftest import make_settings
+from tests.conftest import lifespan
 
 from scoreboard.app import create_app
 
@@ -57,7 +57,7 @@ async def test_every_panel_queries_an_exposed_metric(tmp_path: Path) -> None:
     exprs = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
     assert all(p["targets"] for p in dashboard["panels"])
     app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'sb.db'}", tmp_path))
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             body = {"username": "dash", "password": "correct horse"}

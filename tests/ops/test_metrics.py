@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 from tests.api.conftest import make_settings
+from tests.conftest import lifespan
 from tests.e2e.client import LiveClient, new_user
 from tests.e2e.conftest import FAST
 from tests.e2e.server import ServerProcess
@@ -59,7 +59,7 @@ async def login(http: httpx.AsyncClient, name: str) -> dict[str, str]:
 
 async def client_of(settings: Any, *, hot_routes: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, hot_routes=hot_routes)
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             http.services = app.state.services  # type: ignore[attr-defined]

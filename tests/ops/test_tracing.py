@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from tests.conftest import lifespan
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
@@ -33,7 +33,7 @@ def provider() -> tuple[TracerProvider, InMemorySpanExporter]:
 
 
 async def activity(app: Any) -> None:
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             body = {"username": "tracy", "password": "correct horse"}

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from tests.api.conftest import Api, make_settings
+from tests.conftest import lifespan
 from tests.proxy import TcpProxy, upstream, via
 
 from scoreboard.app import create_app
@@ -31,7 +31,7 @@ ACTIONS = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "level_compl
 async def instance(database_url: str, tmp_path: Path, **settings: Any) -> AsyncIterator[Api]:
     values = {"index_check_seconds": 0.05, "jwt_secret": "s" * 40, **settings}
     app = create_app(make_settings(database_url, tmp_path, **values))
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield Api(client, app)

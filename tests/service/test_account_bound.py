@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
+from tests.conftest import lifespan
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
@@ -34,7 +34,7 @@ async def instance(url: str, data_dir: Path, **overrides: Any) -> AsyncIterator[
         **overrides,
     }
     app = create_app(Settings(_env_file=None, **values))  # type: ignore[call-arg]
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from asgi_lifespan import LifespanManager
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 from tests.api.conftest import make_settings
+from tests.conftest import lifespan
 
 from scoreboard.app import create_app
 from scoreboard.store.base import Outcome, ScoreCommand
@@ -101,7 +101,7 @@ async def test_partitions_are_created_ahead_at_start_up(fresh_pg_url: str, tmp_p
             await conn.execute(sa.text(f"DROP TABLE {name}"))
     assert not ahead & await partitions(fresh_pg_url)
     app = create_app(make_settings(fresh_pg_url, tmp_path, db_timeout_seconds=30))
-    async with LifespanManager(app):
+    async with lifespan(app):
         assert ahead | {partition_name(now)} <= await partitions(fresh_pg_url)
     async with raw(fresh_pg_url) as conn:
         await conn.execute(

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asgi_lifespan import LifespanManager
 from sqlalchemy import event as sa_event
 from tests.api.conftest import make_settings
-from tests.conftest import free_port
+from tests.conftest import free_port, lifespan
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
@@ -126,7 +125,7 @@ async def test_the_app_keeps_keys_the_configured_time(database_url: str, tmp_pat
     for days in (0, 7):
         settings = make_settings(database_url, tmp_path, idempotency_retention_days=days)
         app = create_app(settings)
-        async with LifespanManager(app):
+        async with lifespan(app):
             assert app.state.services.history.retention_days == days
 
 
