@@ -316,6 +316,11 @@ class RedisBroker:
         ping_sent: float | None = None
         poll = min(1.0, self._ping_interval / 2)
         while True:
+            if self._closed:
+                # `close` cancelled this task, but a cancellation that lands as a read's own
+                # timeout fires is swallowed (Python 3.11's `asyncio.timeout`, in redis-py's
+                # read): `get_message` then just returns None and the loop would go on.
+                raise asyncio.CancelledError
             message = await pubsub.get_message(timeout=poll)
             now = loop.time()
             if message is not None:
