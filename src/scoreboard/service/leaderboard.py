@@ -167,18 +167,23 @@ class LeaderboardService(BoardReads):
         self.notices.start()
 
     async def close(self) -> None:
+        for live in list(self._views.values()):
+            await live.keeper.close()
         await self.notices.close()
 
-    async def maintain(self, *, full: bool = False) -> None:
+    async def maintain(self, *, full: bool = False, wait: bool = True) -> None:
         """One step of index upkeep of every live view (`IndexKeeper.maintain`); views of
-        periods that are no longer recent are dropped from the index."""
+        periods that are no longer recent are dropped from the index. `wait=False` (the
+        periodic upkeep): each view's rebuild runs on its own, not delaying the others'
+        watch (see `IndexKeeper.maintain`)."""
         now = self.clock()
         recent = []
         for key, live in list(self._views.items()):
             if self._is_recent(live.view, now):
-                recent.append(live.keeper.maintain(full=full))
+                recent.append(live.keeper.maintain(full=full, wait=wait))
                 continue
             del self._views[key]
+            await live.keeper.close()
             try:
                 await self._indexes.drop(key)
             except Exception as exc:
