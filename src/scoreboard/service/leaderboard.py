@@ -24,6 +24,7 @@ from scoreboard.domain.boards import BoardCatalogue, View, to_us
 from scoreboard.domain.errors import ValidationFailed
 from scoreboard.domain.ranking import Standing
 from scoreboard.realtime.base import Broker, RankIndex, RankIndexes
+from scoreboard.service.batch_ranks import fill_from_store
 from scoreboard.service.board_reads import BoardReads
 from scoreboard.service.notices import ChangeNotices
 from scoreboard.service.targets import (
@@ -242,7 +243,8 @@ class LeaderboardService(BoardReads):
     async def committed(self, events: Sequence[EventRecord]) -> list[list[int | None]]:
         """After a batch's commit: update every view the events counted on, in one index
         round trip, and tell every process once per view. Never raises. Returns, per event,
-        its user's rank on each of `event.boards` (None where the index cannot tell).
+        its user's rank on each of `event.boards`: the index's, else SQL's for the whole
+        batch (`service.batch_ranks`); None where neither could tell.
 
         A hidden event (its user quarantined) goes to no index: a tombstone keeps them off
         the views they were on when quarantined, not off a view of a later period."""
@@ -281,6 +283,8 @@ class LeaderboardService(BoardReads):
                     applied = self._views[key].keeper.applied(view_ranks)
                     for (i, j), rank in zip(where[key], applied, strict=True):
                         ranks[i][j] = rank
+        # What the index could not tell: from SQL, once per view for the batch (batch_ranks).
+        await fill_from_store(self._store, events, ranks, set(updates))
         for key in updates:
             self.cache.invalidate(key)
             await self.publish_change(key)
