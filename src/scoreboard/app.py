@@ -312,6 +312,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         maintainer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await maintainer
+        await board.stop_upkeep()  # a rebuild it started in a task of its own
         await services.webhooks.close()
         await services.history.close()
         await live.close()

@@ -167,9 +167,13 @@ class LeaderboardService(BoardReads):
         """Publish change notices from a task, coalesced (see `service.notices`)."""
         self.notices.start()
 
-    async def close(self) -> None:
+    async def stop_upkeep(self) -> None:
+        """Cancel the views' background upkeep steps (`maintain(wait=False)`)."""
         for live in list(self._views.values()):
             await live.keeper.close()
+
+    async def close(self) -> None:
+        await self.stop_upkeep()
         await self.notices.close()
 
     async def maintain(self, *, full: bool = False, wait: bool = True) -> None:
