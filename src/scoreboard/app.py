@@ -253,7 +253,8 @@ def build_services(
 async def _maintain(services: Services) -> None:
     """Rank-index upkeep: every `index_check_seconds` a step of `LeaderboardService.maintain`
     (watch the shared index, rebuild it when broken or lost), and every `reconcile_seconds`
-    a comparison with the database."""
+    a comparison with the database. Each view's rebuild runs in a task of its own, so the
+    watch of every other view keeps its pace meanwhile."""
     settings = services.settings
     last_full = time.monotonic()
     while True:
@@ -262,7 +263,7 @@ async def _maintain(services: Services) -> None:
             time.monotonic() - last_full >= settings.reconcile_seconds
         )
         try:
-            await services.board.maintain(full=due)
+            await services.board.maintain(full=due, wait=False)
         except Exception:
             log.exception("index upkeep failed; retrying")
         resume_cancel()  # a Redis call may swallow a cancel
@@ -311,6 +312,7 @@ async def _serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         maintainer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await maintainer
+        await board.stop_upkeep()  # a rebuild it started in a task of its own
         await services.webhooks.close()
         await services.history.close()
         await live.close()

@@ -5,8 +5,8 @@ three replicas, `cluster-node-timeout` 1 s); live clients on both; a storm of sc
 through both; mid-storm the master serving the global board's slot is SIGKILLed and its
 replica promoted. Then:
 
-- every response was 201/200, or 503 within a bounded window around the failover: never a
-  500, never a connection error;
+- every response was 201/200, or 503 sent between the kill and the promotion plus
+  `DETECTION` (never after): never a 500, never a connection error;
 - every acknowledged event is in PostgreSQL;
 - the index is repaired (it equals SQL, read from the new master directly), every process
   serves SQL's board, and every live client's last message per board equals the REST read.
@@ -41,7 +41,14 @@ ACTIONS = ["TASK_COMPLETED", "DAILY_LOGIN", "ACHIEVEMENT_UNLOCKED", "level_compl
 PREFIX = "sbfail:"
 GLOBAL = "global:all:"  # the global board's view key: its keys are `rank:{global:all:}:*`
 AFTER_PROMOTION = 3.0  # seconds the storm goes on once the replica is promoted
-WINDOW_SLACK = 10.0  # a 503 may come this long after the promotion (a loaded machine)
+# A 503 may be sent at most this long after the test saw the promotion (`wait_ok`): the
+# processes learn of it only at their next call to the slot's node (a failed call marks the
+# slot map stale; upkeep polls every 0.1 s here), and a request sent just before they did
+# may still meet the dead master. Writes after that are acknowledged: they never wait for the
+# index's rebuild (their ranks come from SQL once per batch, `service.batch_ranks`), and the
+# processes rebuild each view once, not in turns (`service.upkeep`). Before that fix 503s came
+# up to 3.9 s after the promotion, while the processes rebuilt in turns.
+DETECTION = 1.0
 
 
 @pytest.fixture
@@ -158,6 +165,8 @@ async def test_a_master_killed_during_a_write_storm(
         failed = [(s - killed, a - killed) for s, a, status in storm.answers if status == 503]
         after = sum(1 for s, _, _ in storm.answers if s > promoted)
         during = sum(1 for s, _, c in storm.answers if killed < s < promoted and c != 503)
+        late = max((s - (promoted - killed) for s, _ in failed), default=None)
+        slowest = max((a - s for s, a, _ in storm.answers if s > promoted), default=0.0)
         print(
             f"\ncluster failover: promoted {promoted - killed:.1f} s after the kill; "
             f"{len(storm.answers)} answers ({during} acknowledged between the kill and the "
@@ -169,14 +178,17 @@ async def test_a_master_killed_during_a_write_storm(
                 if failed
                 else ""
             )
+            + ("" if late is None else f", the last sent {late:+.1f} s from the promotion")
+            + f"; slowest answer to a write sent after the promotion {slowest:.2f} s"
         )
         for body in sorted(set(storm.refusals)):
             print(f"cluster failover: 503 {body}")
         assert storm.errors == []
         assert set(codes) <= {200, 201, 503}, codes
         assert after > 0  # writes went on after the failover
-        window = (-1.0, promoted - killed + WINDOW_SLACK)
-        assert all(window[0] <= answered and sent <= window[1] for sent, answered in failed)
+        window = (0.0, promoted - killed + DETECTION)  # since the kill
+        outside = [(s, a) for s, a in failed if not (window[0] <= a and s <= window[1])]
+        assert outside == [], f"503s outside {window} s of the kill: {outside}"
 
         stored = await event_ids(fresh_pg_url)
         assert storm.acknowledged <= stored, f"{len(storm.acknowledged - stored)} lost"

@@ -111,3 +111,49 @@ async def test_a_batch_of_events_is_one_index_round_trip(
         await committer.close()
         await store.close()
         await client.aclose()
+
+
+async def test_ranks_the_index_cannot_tell_are_one_sql_read_per_view_per_batch(
+    throwaway_redis: ThrowawayRedis, sqlite_url: str
+) -> None:
+    """While the index is unusable (here: never rebuilt), a batch's answers still carry every
+    rank, read from SQL once per view for the whole batch after its commit
+    (`service.batch_ranks`), not once per request and per board."""
+    from sqlalchemy import event
+
+    client = aioredis.Redis.from_url(throwaway_redis.url)
+    await run_migrations(sqlite_url)
+    store = await SqlStore.open(sqlite_url)
+    board = LeaderboardService(store, RedisRankIndexes(client, "rt:"), MemoryBroker())
+    batches: list[int] = []
+    committer = GroupCommitter(
+        store, window_seconds=0.05, on_batch=batches.append, after_commit=board.committed
+    )
+    ranked: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "count(" in statement.lower():  # a rank: the rows ranked ahead, counted
+            ranked.append(statement)
+
+    engine = store._engines.read.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    committer.start()
+    try:
+        users = [await store.create_user(f"u{i}", None, f"U{i}") for i in range(8)]
+        assert not board.index_ready
+        commands = [ScoreCommand(users[n % 8].user_id, "T", 1 + n) for n in range(40)]
+        answers = await asyncio.gather(*(committer.submit(c) for c in commands))
+        assert sum(batches) == 40 and len(batches) < 40
+        assert len(ranked) == 4 * len(batches)  # the four default boards' views, per batch
+        assert all(len(a.ranks) == 4 for a in answers)
+        assert all(r is not None and 1 <= r <= 8 for a in answers for r in a.ranks)
+        last = await committer.submit(ScoreCommand(users[3].user_id, "T", 5))
+        assert last.event is not None
+        for on, rank in zip(last.event.boards, last.ranks, strict=True):  # SQL's, after it
+            found = await store.view_standing_of(on.view, users[3].user_id)
+            assert found is not None and rank == found[1]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+        await committer.close()
+        await store.close()
+        await client.aclose()

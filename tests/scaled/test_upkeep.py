@@ -170,3 +170,44 @@ async def test_reads_with_both_backends_down_serve_the_last_known_top(
             await pg.restore()
             await until(lambda: _ready(api))
             assert await index_equals_sql(api, via(fresh_pg_url, pg))
+
+
+async def test_a_lost_index_is_rebuilt_once_per_view_not_in_turns(
+    fresh_pg_url: str, shared: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both processes lose every view's index at once (a Redis Cluster failover): each view is
+    rebuilt once, by one of them, and the other joins that rebuild. Before, a process busy
+    rebuilding one view polled the others late, took the other's rebuild of them for one
+    noticed too late, and rebuilt them again itself, and so on in turns for seconds while
+    every write's ranks went to SQL."""
+    import redis.asyncio as aioredis
+
+    shared = {**shared, "index_check_seconds": 0.2}  # grace 0.6 s: a slow loop still joins
+    async with (
+        instance(fresh_pg_url, tmp_path, **shared) as a,
+        instance(fresh_pg_url, tmp_path, **shared) as b,
+    ):
+        for api in (a, b, a, b):  # both have committed: neither is fresh (joins on time only)
+            _, headers = await api.user()
+            assert (await api.score(headers)).status_code == 201
+        await until(lambda: _ready(a, b))
+        caplog.set_level(logging.INFO, logger="scoreboard.service.upkeep")
+        caplog.clear()
+        redis = aioredis.from_url(shared["redis_url"])
+        try:
+            markers = [
+                name async for name in redis.scan_iter(match=f"{shared['redis_prefix']}rank:*")
+            ]
+            markers = [name for name in markers if name.endswith(b"}:marker")]
+            assert len(markers) == 4  # the four default boards' current views
+            await redis.delete(*markers)
+        finally:
+            await redis.aclose()
+        await until(lambda: _ready(a, b))
+        await asyncio.sleep(1.0)  # and stays so: no process starts a rebuild again
+        assert await _ready(a, b)
+        rebuilt = [r for r in caplog.records if r.message.startswith("rank index rebuilt")]
+        late = [r for r in caplog.records if "noticed too late" in r.message]
+        assert (len(rebuilt), late) == (4, [])
+        for api in (a, b):
+            assert await index_equals_sql(api, fresh_pg_url)

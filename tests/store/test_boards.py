@@ -255,6 +255,28 @@ async def test_standings_of_some_users(store: SqlStore) -> None:
     assert await store.view_standings_of(view, []) == []
 
 
+async def test_ranks_of_some_users_are_each_ones_rank(store: SqlStore) -> None:
+    """`view_ranks_of` (a batch's ranks while the index cannot tell): the rank
+    `view_standing_of` gives each one, the deleted, the banned and the unknown left out."""
+    log = Log(BoardCatalogue.default())
+    people = [await make_user(store, f"r{i}") for i in range(6)]
+    for i, person in enumerate(people):
+        await log.record(store, person, 1 + 10 * (i % 3), at(2026, 12, 1, 10, i))  # ties
+    await store.delete_user(people[3].user_id)
+    await store.set_status(people[5].user_id, "banned")
+    some = [p.user_id for p in people] + ["0" * 16]
+    for view in (View("daily", "2026-12-01"), View("global", "all")):
+        found = await store.view_ranks_of(view, some)
+        expected = {}
+        for person in people:
+            standing = await store.view_standing_of(view, person.user_id)
+            if standing is not None:
+                expected[person.user_id] = standing[1]
+        assert found == expected
+        assert sorted(found.values()) == [1, 2, 3, 4]  # 6 users, 2 off the board
+    assert await store.view_ranks_of(View("daily", "2026-12-01"), []) == {}
+
+
 # -- backfill ------------------------------------------------------------------------------
 async def test_backfill_fills_a_board_added_later(database_url: str) -> None:
     await run_migrations(database_url)

@@ -24,6 +24,7 @@ from scoreboard.domain.boards import BoardCatalogue, View, to_us
 from scoreboard.domain.errors import ValidationFailed
 from scoreboard.domain.ranking import Standing
 from scoreboard.realtime.base import Broker, RankIndex, RankIndexes
+from scoreboard.service.batch_ranks import fill_from_store
 from scoreboard.service.board_reads import BoardReads
 from scoreboard.service.notices import ChangeNotices
 from scoreboard.service.targets import (
@@ -166,19 +167,28 @@ class LeaderboardService(BoardReads):
         """Publish change notices from a task, coalesced (see `service.notices`)."""
         self.notices.start()
 
+    async def stop_upkeep(self) -> None:
+        """Cancel the views' background upkeep steps (`maintain(wait=False)`)."""
+        for live in list(self._views.values()):
+            await live.keeper.close()
+
     async def close(self) -> None:
+        await self.stop_upkeep()
         await self.notices.close()
 
-    async def maintain(self, *, full: bool = False) -> None:
+    async def maintain(self, *, full: bool = False, wait: bool = True) -> None:
         """One step of index upkeep of every live view (`IndexKeeper.maintain`); views of
-        periods that are no longer recent are dropped from the index."""
+        periods that are no longer recent are dropped from the index. `wait=False` (the
+        periodic upkeep): each view's rebuild runs on its own, not delaying the others'
+        watch (see `IndexKeeper.maintain`)."""
         now = self.clock()
         recent = []
         for key, live in list(self._views.items()):
             if self._is_recent(live.view, now):
-                recent.append(live.keeper.maintain(full=full))
+                recent.append(live.keeper.maintain(full=full, wait=wait))
                 continue
             del self._views[key]
+            await live.keeper.close()
             try:
                 await self._indexes.drop(key)
             except Exception as exc:
@@ -237,7 +247,8 @@ class LeaderboardService(BoardReads):
     async def committed(self, events: Sequence[EventRecord]) -> list[list[int | None]]:
         """After a batch's commit: update every view the events counted on, in one index
         round trip, and tell every process once per view. Never raises. Returns, per event,
-        its user's rank on each of `event.boards` (None where the index cannot tell).
+        its user's rank on each of `event.boards`: the index's, else SQL's for the whole
+        batch (`service.batch_ranks`); None where neither could tell.
 
         A hidden event (its user quarantined) goes to no index: a tombstone keeps them off
         the views they were on when quarantined, not off a view of a later period."""
@@ -276,6 +287,8 @@ class LeaderboardService(BoardReads):
                     applied = self._views[key].keeper.applied(view_ranks)
                     for (i, j), rank in zip(where[key], applied, strict=True):
                         ranks[i][j] = rank
+        # What the index could not tell: from SQL, once per view for the batch (batch_ranks).
+        await fill_from_store(self._store, events, ranks, set(updates))
         for key in updates:
             self.cache.invalidate(key)
             await self.publish_change(key)

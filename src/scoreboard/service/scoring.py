@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import orjson
 
+from scoreboard.domain.boards import View
 from scoreboard.domain.catalogue import Catalogue
 from scoreboard.domain.errors import (
     DomainError,
@@ -36,6 +38,8 @@ from scoreboard.service.leaderboard import LeaderboardService
 from scoreboard.service.limits import enforce_all, points_budget
 from scoreboard.service.targets import OnBoard
 from scoreboard.store.base import EventRecord, Outcome, ScoreCommand
+
+log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
 # The action type of an admin's adjustment: in no catalogue, so on no board filtering actions.
@@ -236,9 +240,22 @@ class ScoringService:
         boards = await self._boards(answer)
         total = self._board.catalogue.total
         rank = next((b.rank for b in boards if total and b.scope == total.board_id), None)
-        if rank is None:  # no total board, or the index could not tell
-            rank = await self._board.rank_of(answer.event.user_id)
+        if rank is None:  # no total board, or neither the index nor the batch could tell
+            rank = await self._rank_read(answer, self._board.rank_of(answer.event.user_id))
         return ScoreResult(answer.event, rank, answer.outcome is Outcome.REPLAYED, boards=boards)
+
+    async def _rank_read(self, answer: Committed, read: Awaitable[int | None]) -> int | None:
+        """A rank the answer reads itself. For an event this request recorded, a database
+        that cannot answer in the request's budget leaves it null (the event is durably
+        committed: a 503 would say it was not, and a retry without Idempotency-Key would
+        count it twice); a replay's read fails as any read does."""
+        if answer.outcome is not Outcome.RECORDED:
+            return await read
+        try:
+            return await read
+        except ServiceUnavailable as exc:
+            log.warning("rank of a recorded event unknown (%s); answered null", exc)
+            return None
 
     async def _boards(self, answer: Committed) -> tuple[OnBoard, ...]:
         """The user's score and rank on each board the event counted on: from the batch's
@@ -253,10 +270,13 @@ class ScoringService:
         found = []
         for on, rank in zip(event.boards, answer.ranks or (None,) * len(event.boards), strict=True):
             if rank is None:
-                (read,) = await self._board.on_views(event.user_id, [on.view])
-                rank = read.rank
+                rank = await self._rank_read(answer, self._rank_on(event.user_id, on.view))
             found.append(OnBoard(on.view.board_id, on.view.period_id, on.standing.score, rank))
         return tuple(found)
+
+    async def _rank_on(self, user_id: str, view: View) -> int | None:
+        (read,) = await self._board.on_views(user_id, [view])
+        return read.rank
 
     async def _charge(self, user_id: str, points: int) -> None:
         """Count one event and its points against the user's limits, both or neither, in one

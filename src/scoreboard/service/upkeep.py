@@ -95,7 +95,9 @@ class IndexKeeper:
         self._shared = index if isinstance(index, SharedIndex) else None
         self.check_seconds = check_seconds
         self._on_new_index = on_new_index
-        self.ok = False  # False until a rebuild succeeds; reads then go to SQL
+        self._ok = False  # False until a rebuild succeeds; reads then go to SQL
+        self._deferring_since: float | None = time.monotonic()  # `ok` last became False
+        self._task: asyncio.Task[None] | None = None  # a background upkeep step (`maintain`)
         self._rebuilding = False  # this process is rebuilding
         self._joined: bool | None = None  # another process is: were we healthy before?
         self._deferred: dict[str, tuple[Standing, int]] = {}
@@ -108,6 +110,19 @@ class IndexKeeper:
         self._local_lock = asyncio.Lock()
         self._retry_at = 0.0
         self._failures = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether reads and updates may use the index; while False, updates are deferred."""
+        return self._ok
+
+    @ok.setter
+    def ok(self, value: bool) -> None:
+        if value:
+            self._deferring_since = None
+        elif self._ok or self._deferring_since is None:
+            self._deferring_since = time.monotonic()
+        self._ok = value
 
     @property
     def grace(self) -> float:
@@ -226,12 +241,43 @@ class IndexKeeper:
                 raise
 
     # -- upkeep --------------------------------------------------------------------------------
-    async def maintain(self, *, full: bool = False) -> None:
+    async def maintain(self, *, full: bool = False, wait: bool = True) -> None:
         """One step: watch the shared index, rebuild when broken, and (`full`) compare the
-        index with the store. Failures are logged and retried with backoff."""
+        index with the store. Failures are logged and retried with backoff.
+
+        `wait=False` (the periodic upkeep): the rebuild or comparison runs in a task of its
+        own and this returns at once, so that one view's rebuild never delays the watch of
+        the others (a process that polls late must treat another's rebuild as noticed too
+        late, and rebuild again itself). Until that task ends, steps do nothing."""
+        if self._task is not None:
+            return  # its own rebuild: no poll meanwhile (it would see its own lock)
         await self._watch()
         if self._rebuilding or self._joined is not None or time.monotonic() < self._retry_at:
             return
+        if not (full or not self.ok):
+            return
+        if wait:
+            await self._step(full)
+            return
+        task = asyncio.create_task(self._step(full), name="index-upkeep")
+        self._task = task
+        task.add_done_callback(self._step_ended)
+
+    def _step_ended(self, task: asyncio.Task[None]) -> None:
+        if self._task is task:
+            self._task = None
+        if not task.cancelled() and task.exception() is not None:  # `_step` logs its own
+            log.error("index upkeep step failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        """Cancel a background upkeep step (`maintain(wait=False)`) and wait for it."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _step(self, full: bool) -> None:
         try:
             if self.ok and full and not await self._agrees_with_store():
                 self.broken("it disagrees with the database")
@@ -263,6 +309,9 @@ class IndexKeeper:
                     raise
                 finally:
                     self._rebuilding = False
+                # The lock is still ours: no other process's rebuild began before now. As a
+                # poll that saw no rebuild, this lets the next poll join one begun after.
+                self._last_clean = time.monotonic()
         self._rebuilt("done")
         log.info("rank index rebuilt: %d users", count)
         if self._on_new_index is not None:
@@ -316,20 +365,24 @@ class IndexKeeper:
             self.broken("it was rebuilt by another process without this one noticing")
 
     def _join(self) -> None:
-        # In time only if the previous poll saw no rebuild less than `grace` ago (the lock
-        # was taken after it): nothing this process committed since was read by the rebuild.
+        # The lock was taken after the previous poll that saw no rebuild (`_last_clean`), so
+        # the rebuild reads the store `grace` after it at the earliest. In time if this
+        # process defers updates since less than that (from now on, or since it broke):
+        # every update committed after the read is then deferred, applied after the swap.
         margin = 0.1 * self.grace
-        clean = self._last_clean is not None and time.monotonic() - self._last_clean < (
-            self.grace - margin
-        )
+        since = time.monotonic() if self._deferring_since is None else self._deferring_since
+        clean = self._last_clean is not None and since - self._last_clean < self.grace - margin
         if not (self._fresh or clean):
             self.broken("another process started a rebuild this one noticed too late")
             return
         log.info("rank index: another process is rebuilding it; deferring updates")
+        if self.ok:  # everything deferred so far was committed before the rebuild reads
+            self._deferred.clear()
+            self._overflow = False
+        # (Deferred while broken: some may be committed after the read; kept, and applied
+        # after the swap by version, so those the new index holds change nothing.)
         self._joined = self.ok
         self.ok = False
-        self._deferred.clear()
-        self._overflow = False
 
     async def _joined_rebuild_ended(self, marker: str | None) -> None:
         was_ok, self._joined = self._joined, None

@@ -298,6 +298,12 @@ class Store(FlagStore, Protocol):
         `iter_standings` (one snapshot, linear, bounded by the stall bound), for one view."""
         ...
 
+    async def view_ranks_of(self, view: View, user_ids: Sequence[str]) -> dict[str, int]:
+        """The 1-based rank on the view of each of `user_ids` who is visible there (as
+        `view_standing_of` ranks one), from one snapshot; the others are left out. What the
+        answers of a committed batch carry while the view's rank index cannot tell."""
+        ...
+
     async def view_standings_of(self, view: View, user_ids: Sequence[str]) -> list[Standing]:
         """The standings of those of `user_ids` who are active and have a row on the view, in
         rank order (a friends board: rank them 1..n). Unknown ids are left out."""

@@ -200,17 +200,12 @@ async def standings_of(
     return sorted(found, key=Standing.sort_key)
 
 
-async def standing_of(
-    conn: AsyncConnection, user_id: str, source: Source = TOTAL, *, hidden: bool = False
-) -> tuple[Standing, int] | None:
-    """The user's standing and rank, in ONE statement so both come from the same snapshot.
-    `hidden`: also for a quarantined user, ranked among the visible ones as if they were on
-    the board (what they see of themselves; they are not told)."""
+def _ahead(source: Source) -> sa.ScalarSelect[int]:
+    """Correlated: the count of the visible rows ranked ahead of the outer row of the list."""
     t = source.table
     others = t.alias("others")
     people = users.alias("people")
-    # Correlated: counts the active rows ranked ahead of the outer row.
-    ahead = (
+    return (
         sa.select(sa.func.count())
         .select_from(others.join(people, people.c.user_id == others.c.user_id))
         .where(
@@ -221,8 +216,31 @@ async def standing_of(
         .correlate(t)
         .scalar_subquery()
     )
+
+
+async def ranks_of(
+    conn: AsyncConnection, user_ids: Sequence[str], source: Source = TOTAL
+) -> dict[str, int]:
+    """The 1-based rank of each visible user among `user_ids` on the list (others left out),
+    one statement per chunk of ids."""
+    t = source.table
+    found: dict[str, int] = {}
+    for chunk in chunks(sorted(set(user_ids))):
+        stmt = _board(source).add_columns(_ahead(source).label("ahead"))
+        for row in await conn.execute(stmt.where(t.c.user_id.in_(chunk))):
+            found[row.user_id] = int(row.ahead) + 1
+    return found
+
+
+async def standing_of(
+    conn: AsyncConnection, user_id: str, source: Source = TOTAL, *, hidden: bool = False
+) -> tuple[Standing, int] | None:
+    """The user's standing and rank, in ONE statement so both come from the same snapshot.
+    `hidden`: also for a quarantined user, ranked among the visible ones as if they were on
+    the board (what they see of themselves; they are not told)."""
+    t = source.table
     board = _board(source, also=user_id if hidden else None)
-    stmt = board.add_columns(ahead.label("ahead")).where(t.c.user_id == user_id)
+    stmt = board.add_columns(_ahead(source).label("ahead")).where(t.c.user_id == user_id)
     row = (await conn.execute(stmt)).first()
     if row is None:
         return None

@@ -132,6 +132,13 @@ class RankedReads:
             return await sql_standings.standing_of(conn, user_id, self._source(view), hidden=hidden)
 
     @unit_of_work
+    async def view_ranks_of(self, view: View, user_ids: Sequence[str]) -> dict[str, int]:
+        if not user_ids:
+            return {}
+        async with self._snapshot() as conn:
+            return await sql_standings.ranks_of(conn, user_ids, self._source(view))
+
+    @unit_of_work
     async def view_standings_of(self, view: View, user_ids: Sequence[str]) -> list[Standing]:
         if not user_ids:
             return []
