@@ -39,7 +39,11 @@ from scoreboard.store.flags import Activity, FlagRecord, FlagStore
 
 log = logging.getLogger(__name__)
 
-BATCH = 256
+BATCH = 1024
+# The evaluator waits this long after the first item before taking what is queued, so that at
+# any rate it runs at most ~1/PACE_SECONDS store transactions a second (on SQLite they share
+# the one write lock with the group committer): a flag comes this much later, no write waits.
+PACE_SECONDS = 0.1
 PRUNE_EVERY_SECONDS = 60.0
 # Activity older than this is never read again (the longest window is an hour).
 KEEP_US = 2 * r.HOUR_SECONDS * 1_000_000
@@ -107,6 +111,10 @@ class RuleEvaluator:
         self._task: asyncio.Task[None] | None = None
         self._pruned_at = time.monotonic()
         self._evaluating = 0
+        # (user, rule, window) keys this process already wrote or found written: not sent to
+        # the store again (the store's unique key stays the guarantee across processes).
+        # Cleared with every prune, so it holds at most a minute's worth.
+        self._known: set[tuple[str, str, str]] = set()
 
     @property
     def pending(self) -> int:
@@ -161,6 +169,8 @@ class RuleEvaluator:
     async def _run(self) -> None:
         while True:
             items = [await self._queue.get()]
+            self._evaluating = 1
+            await asyncio.sleep(PACE_SECONDS)
             while len(items) < BATCH and not self._queue.empty():
                 items.append(self._queue.get_nowait())
             self._evaluating = len(items)
@@ -219,10 +229,13 @@ class RuleEvaluator:
         unique: dict[tuple[str, str, str], Trip] = {}
         for trip in trips:
             if trip is not None:
-                unique.setdefault((trip.user_id, trip.rule, trip.window), trip)
+                key = (trip.user_id, trip.rule, trip.window)
+                if key not in self._known:
+                    unique.setdefault(key, trip)
         written = await self._store.add_flags(
             list(unique.values()), webhook_type=self._webhook_type
         )
+        self._known.update(unique)
         for flag in written:
             self._on_flag(flag.rule)
             log.info("rules: user %s flagged (%s, flag %d)", flag.user_id, flag.rule, flag.flag_id)
@@ -238,6 +251,7 @@ class RuleEvaluator:
         if time.monotonic() - self._pruned_at < PRUNE_EVERY_SECONDS:
             return
         self._pruned_at = time.monotonic()
+        self._known.clear()
         try:
             await self._store.prune_rule_activity(self._clock() - KEEP_US)
         except Exception:
