@@ -25,6 +25,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from scoreboard.aio import stop_task
 from scoreboard.logs import RepeatedWarning
 from scoreboard.realtime.base import MessageHandler, ResyncHandler
 from scoreboard.realtime.redis_cluster import (
@@ -200,11 +201,8 @@ class RedisBroker:
     async def close(self) -> None:
         """Cancel the subscriber, close its connection, and the client if the broker owns it."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self._owns_client:
             await self._client.aclose()
 

@@ -13,11 +13,11 @@ serialized by the database, and two processes deleting expired keys delete each 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from scoreboard.aio import stop_task
 from scoreboard.domain.times import utcnow
 from scoreboard.store.base import Store
 
@@ -61,11 +61,8 @@ class HistoryUpkeep:
         self._task = asyncio.create_task(self._run(), name="history-upkeep")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def run_once(self) -> tuple[list[str], int]:
         """One step: the partitions created, and the keys deleted. Never raises."""

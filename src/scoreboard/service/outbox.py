@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 import httpx
 import orjson
 
+from scoreboard.aio import stop_task
 from scoreboard.domain.errors import ServiceUnavailable
 from scoreboard.domain.times import rfc3339, utcnow
 from scoreboard.store.base import Store
@@ -116,11 +117,8 @@ class OutboxWorker:
         self._task = asyncio.create_task(self._run(), name="webhook-delivery")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

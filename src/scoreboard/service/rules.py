@@ -24,7 +24,6 @@ Contract:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -32,6 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from scoreboard.aio import stop_task
 from scoreboard.domain import rules as r
 from scoreboard.domain.rules import Rules, Trip
 from scoreboard.service.targets import Clock
@@ -160,11 +160,8 @@ class RuleEvaluator:
         self._task = asyncio.create_task(self._run(), name="rules")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

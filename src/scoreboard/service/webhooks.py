@@ -21,13 +21,13 @@ and the delivery log. Sending is `service.outbox`'s.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scoreboard.aio import stop_task
 from scoreboard.config import Settings
 from scoreboard.domain.boards import Board, BoardCatalogue, View, to_us
 from scoreboard.domain.errors import ValidationFailed
@@ -73,11 +73,8 @@ class PeriodCloser:
         self._task = asyncio.create_task(self._watch(), name="webhook-periods")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def check(self) -> list[str]:
         """Enqueue the closed previous period of each windowed board not enqueued yet; the
