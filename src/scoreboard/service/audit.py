@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scoreboard.domain.errors import ValidationFailed
-from scoreboard.service.paging import check_limit, decode_cursor, encode_cursor
+from scoreboard.service.paging import keyset_page
 from scoreboard.store.base import AuditEntry, AuditRecord, Store
 
 ACTIONS = frozenset(
@@ -45,10 +45,7 @@ class AuditLog:
 
     async def page(self, limit: int = 50, cursor: str | None = None) -> AuditPage:
         """Newest first; `limit` 1-100, `cursor` from a previous page's `next_cursor`."""
-        check_limit(limit)
-        before = None if cursor is None else decode_cursor(cursor)
-        # One more than asked tells whether there is a next page without a second query.
-        rows = await self._store.audit_page(limit + 1, before)
-        items = rows[:limit]
-        more = len(rows) > limit
-        return AuditPage(items, encode_cursor(items[-1].audit_id) if more else None)
+        items, next_cursor = await keyset_page(
+            self._store.audit_page, lambda a: a.audit_id, limit, cursor
+        )
+        return AuditPage(items, next_cursor)

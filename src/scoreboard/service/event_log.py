@@ -28,7 +28,7 @@ from datetime import datetime
 
 from scoreboard.deadline import request_budget
 from scoreboard.domain.errors import ValidationFailed
-from scoreboard.service.paging import check_limit, decode_cursor, encode_cursor
+from scoreboard.service.paging import decode_cursor, keyset_page
 from scoreboard.store.base import Store
 from scoreboard.store.event_log import EventQuery, LoggedEvent
 
@@ -91,13 +91,13 @@ class EventLogService:
 
     async def page(self, query: EventQuery, limit: int, cursor: str | None = None) -> EventPage:
         """Newest first; `limit` 1-100, `cursor` from a previous page's `next_cursor`."""
-        check_limit(limit)
-        before = None if cursor is None else decode_cursor(cursor)
-        # One more than asked tells whether there is a next page without a second query.
-        rows = await self._store.event_log(query, limit + 1, before)
-        items = rows[:limit]
-        more = len(rows) > limit
-        return EventPage(items, encode_cursor(items[-1].event_id) if more else None)
+        items, next_cursor = await keyset_page(
+            lambda count, before: self._store.event_log(query, count, before),
+            lambda e: e.event_id,
+            limit,
+            cursor,
+        )
+        return EventPage(items, next_cursor)
 
     async def mine(self, user_id: str, limit: int, cursor: str | None = None) -> EventPage:
         """The user's own events, newest first, each `source` as a user is told it

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from scoreboard.domain.errors import FlagResolved, NotFound, ValidationFailed
 from scoreboard.domain.rules import OPEN, RESOLUTIONS, RESOLVED
 from scoreboard.service.moderation import ModerationService, check_reason
-from scoreboard.service.paging import check_limit, decode_cursor, encode_cursor
+from scoreboard.service.paging import keyset_page
 from scoreboard.store.base import AuditEntry, Store
 from scoreboard.store.flags import FlagRecord
 
@@ -45,12 +45,13 @@ class FlagService:
             raise ValidationFailed(
                 "status must be open, resolved or all.", details={"field": "status"}
             )
-        check_limit(limit)
-        before = None if cursor is None else decode_cursor(cursor)
-        rows = await self._store.flags_page(FILTERS[status], limit + 1, before)
-        items = rows[:limit]
-        more = len(rows) > limit
-        return FlagPage(items, encode_cursor(items[-1].flag_id) if more else None)
+        items, next_cursor = await keyset_page(
+            lambda count, before: self._store.flags_page(FILTERS[status], count, before),
+            lambda f: f.flag_id,
+            limit,
+            cursor,
+        )
+        return FlagPage(items, next_cursor)
 
     async def resolve(self, actor: str, flag_id: int, action: str, reason: str) -> FlagRecord:
         """Resolve an open flag by `action` (dismiss, ban, quarantine); the flag afterwards."""

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from scoreboard.domain.errors import ValidationFailed
+
+T = TypeVar("T")
 
 # Pages of the admin logs: `limit` 1..MAX_LIMIT, DEFAULT_LIMIT when not given.
 MAX_LIMIT = 100
@@ -41,3 +45,20 @@ def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be 1 to {MAX_LIMIT}.", details={"field": "limit"})
     return limit
+
+
+async def keyset_page(
+    fetch: Callable[[int, int | None], Awaitable[list[T]]],
+    last_id: Callable[[T], int],
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[T], str | None]:
+    """One page newest first: `fetch(count, before_id)` asked for one row more than `limit`,
+    which tells whether there is a next page without a second query; the page and the cursor
+    of the next one (None: the last page)."""
+    check_limit(limit)
+    before = None if cursor is None else decode_cursor(cursor)
+    rows = await fetch(limit + 1, before)
+    items = rows[:limit]
+    more = len(rows) > limit
+    return items, encode_cursor(last_id(items[-1])) if more else None
